@@ -1,0 +1,5 @@
+import sys
+
+from humpback.cli import main
+
+sys.exit(main())

