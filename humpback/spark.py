@@ -56,6 +56,8 @@ def session_settings(settings: dict[str, Any] | None = None) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(settings.get("shuffle_partitions", 8)),
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
+        # Wide signal structs would otherwise log a plan-truncation warning on every job.
+        "spark.sql.debug.maxToStringFields": "500",
     })
     if not launched_by_spark_submit():
         conf["spark.jars"] = ",".join(delta_jars())

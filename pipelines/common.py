@@ -102,3 +102,30 @@ def spark_error_summary(err: BaseException) -> str:
     first = text.splitlines()[0] if text else type(err).__name__
     # Spark appends '; line 1 pos 14;' and the unresolved plan; keep the sentence.
     return first.split("; line ")[0].split(" SQLSTATE:")[0].strip().rstrip(";").strip()
+
+
+_ARROW_TYPES = {"string": "string", "int": "int32", "long": "int64", "double": "float64", "boolean": "bool_"}
+
+
+def ddl(columns: dict[str, str]) -> str:
+    """Spark DDL for {name: type}."""
+    return ", ".join(f"{name} {kind}" for name, kind in columns.items())
+
+
+def arrow_schema(columns: dict[str, str]):
+    """The Arrow schema matching {name: Spark type} (string, int, long, double, boolean, array<...>)."""
+    import pyarrow as pa
+
+    def arrow_type(kind: str):
+        if kind.startswith("array<") and kind.endswith(">"):
+            return pa.list_(arrow_type(kind[6:-1]))
+        return getattr(pa, _ARROW_TYPES[kind])()
+
+    return pa.schema([(name, arrow_type(kind)) for name, kind in columns.items()])
+
+
+def record_batch(rows: list[dict], schema):
+    """Rows (dicts; missing keys are nulls) as one Arrow batch, for mapInArrow."""
+    import pyarrow as pa
+
+    return pa.RecordBatch.from_pylist(rows, schema=schema)

@@ -1,20 +1,121 @@
-"""`humpback ingest`: Read WARC / WARC.gz files into `pages`; unusable records go to `rejects`."""
+"""`humpback ingest`: WARC / WARC.gz files -> `pages` (2xx HTML responses) and `rejects`, distributed over files."""
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Iterator
 
-from pipelines.common import Context, StageError, run_stage, stage_parser
+from pipelines.common import Context, StageError, arrow_schema, ddl, record_batch, run_stage, stage_parser
+
+PAGE_COLUMNS = ["page_id", "url", "warc_file", "warc_record_id", "http_status", "content_type", "html", "n_bytes",
+                "encoding", "encoding_source"]
+REJECT_COLUMNS = ["source", "stage", "reason", "detail"]
+PARSED_COLUMNS = {
+    "kind": "string", "page_id": "string", "url": "string", "warc_file": "string", "warc_record_id": "string",
+    "http_status": "int", "content_type": "string", "html": "string", "n_bytes": "long", "encoding": "string",
+    "encoding_source": "string", "source": "string", "stage": "string", "reason": "string", "detail": "string",
+}
+BATCH_ROWS = 256
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = stage_parser("ingest", "Read WARC / WARC.gz files into `pages`; unusable records go to `rejects`.")
-    parser.add_argument("--input", action="append", required=True, metavar="GLOB", help="WARC or WARC.gz files: local paths or cluster URIs (repeatable)")
+    parser.add_argument("--input", action="append", required=True, metavar="GLOB",
+                        help="WARC or WARC.gz files: local paths or cluster URIs (repeatable)")
     return parser
 
 
+def expand_inputs(spark, patterns: list[str]) -> list[str]:
+    """Every file matched by the globs, through Hadoop's file systems (local, hdfs://, s3a://, ...)."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    files: list[str] = []
+    for pattern in patterns:
+        path = jvm.org.apache.hadoop.fs.Path(pattern)
+        statuses = path.getFileSystem(conf).globStatus(path) or []
+        matched = sorted(str(s.getPath().toString()) for s in statuses if s.isFile())
+        if not matched:
+            raise StageError(f"--input {pattern!r} matches no files")
+        files += matched
+    return sorted(set(files))
+
+
+def open_input(uri: str):
+    """A binary, seekable stream for a local path or a cluster URI (fsspec handles the remote schemes)."""
+    if uri.startswith("file:"):
+        return open(uri.removeprefix("file:").replace("///", "/", 1) if uri.startswith("file:///") else uri[5:], "rb")
+    if "://" not in uri:
+        return open(uri, "rb")
+    import fsspec
+
+    return fsspec.open(uri, "rb").open()
+
+
+def parse_files(max_page_bytes: int):
+    """A mapInArrow function: each input row names one file; yields its page and reject rows in batches."""
+    schema = arrow_schema(PARSED_COLUMNS)
+
+    def parse(batches: Iterator) -> Iterator:
+        from humpback.web.warc import iter_warc
+
+        for batch in batches:
+            for uri in batch.column("uri").to_pylist():
+                rows = []
+                try:
+                    with open_input(uri) as stream:
+                        for row in iter_warc(stream, source=uri, max_page_bytes=max_page_bytes):
+                            rows.append(row)
+                            if len(rows) >= BATCH_ROWS:
+                                yield record_batch(rows, schema)
+                                rows = []
+                except OSError as err:  # an unreadable file is a reject, and the other files go on
+                    rows.append({"kind": "reject", "source": uri, "stage": "ingest", "reason": "unreadable_file",
+                                 "detail": str(err)[:500]})
+                if rows:
+                    yield record_batch(rows, schema)
+
+    return parse
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    raise StageError("`humpback ingest` is not built yet (tracked as issue 3)")
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from humpback import reporting
+    from humpback.tracking import start_run
+
+    spark, lakehouse = ctx.spark, ctx.lakehouse
+    files = expand_inputs(spark, args.input)
+    print(f"ingest: {len(files)} file(s) -> {lakehouse.path('pages')}", flush=True)
+    max_page_bytes = int(ctx.config["ingest"]["max_page_bytes"])
+    inputs = spark.createDataFrame([(uri,) for uri in files], "uri string").repartition(len(files), "uri")
+    parsed = inputs.mapInArrow(parse_files(max_page_bytes), ddl(PARSED_COLUMNS)).persist(StorageLevel.DISK_ONLY)
+    try:
+        pages = parsed.where("kind = 'page'").select(*PAGE_COLUMNS)
+        rejects = parsed.where("kind = 'reject'").select(*REJECT_COLUMNS)
+        page_result = lakehouse.insert_missing(pages, "pages", ["page_id"])
+        reject_result = lakehouse.add_rejects(rejects)
+        n_pages = pages.count()
+        reject_counts = {r["reason"]: r["count"] for r in rejects.groupBy("reason").count().collect()}
+        bytes_total = pages.agg(F.sum("n_bytes")).first()[0] or 0
+    finally:
+        parsed.unpersist()
+
+    summary = {"files": len(files), "pages": n_pages, "pages_new": page_result["inserted"],
+               "rejects": sum(reject_counts.values()), "rejects_new": reject_result["inserted"]}
+    print(f"ingest: {n_pages} pages ({page_result['inserted']} new, {bytes_total / 1e6:.1f} MB of HTML), "
+          f"{summary['rejects']} rejected records ({reject_result['inserted']} new)")
+    if reject_counts:
+        print(reporting.format_counts("rejects by reason", reject_counts))
+    ctx.mlflow_uri  # noqa: B018 - configures the tracking store
+    with start_run("ingest", ctx.config, stage="ingest"):
+        import mlflow
+
+        mlflow.log_params({"inputs": ",".join(args.input)[:500], "max_page_bytes": max_page_bytes,
+                           "lakehouse": lakehouse.root})
+        mlflow.log_metrics({k: float(v) for k, v in summary.items()})
+        reporting.log_counts("reject", reject_counts)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

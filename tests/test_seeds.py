@@ -62,7 +62,7 @@ def _reasons(rejects):
 
 
 def test_example_id_is_a_content_hash():
-    expected = hashlib.sha256("Q\x00A".encode()).hexdigest()[:32]
+    expected = hashlib.sha256(b"Q\x00A").hexdigest()[:32]
     assert example_id("Q", "A") == expected
     assert example_id("Q", "A") != example_id("Q", "A.")
 

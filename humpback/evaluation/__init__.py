@@ -1,0 +1,1 @@
+"""Evaluation: the backward-model gate (gate)."""

@@ -1,0 +1,1 @@
+"""Web input: WARC records -> pages (warc.py); page HTML -> header segments (segment.py)."""
