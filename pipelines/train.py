@@ -1,23 +1,426 @@
-"""`humpback train`: Fine-tune a backward or forward model on a seed or training set and register it in MLflow."""
+"""`humpback train`: fine-tune a backward (M_yx) or forward (M0, M1, ...) model on one version of a Delta table,
+log it to MLflow with its dataset lineage, and register it under an alias.
+
+The dataset is `seed` (its train split) or a named set of `training_sets`, read at one table version that the
+run records with a content digest. Training sets are at most tens of thousands of pairs, so the rows are
+collected to the driver and tokenized there. A backward model is then checked on the seed's dev split (the gate).
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
+import json
+import math
 import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 
 from pipelines.common import Context, StageError, run_stage, stage_parser
 
+SEED_TABLE = "seed"
+TRAINING_SETS = "training_sets"
+REGISTERED_MODELS = {"backward": "humpback-backward", "forward": "humpback-forward"}
+TRUNCATION_KINDS = ("none", "completion_tail", "prompt_tail", "both")
+# [gate] settings: the dev examples are capped so the gate takes a minute or two on a CPU.
+GATE_DEFAULTS = {"max_examples": 32, "max_new_tokens": 64, "batch_size": 8, "min_rougeL_f": 0.1,
+                 "max_echo_share": 0.2}
+DIGEST_CHARS = 32  # MLflow keeps at most 36 characters of a dataset digest; the full sha256 is a tag
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = stage_parser("train", "Fine-tune a backward or forward model on a seed or training set and register it in MLflow.")
-    parser.add_argument("--direction", required=True, choices=("backward", "forward"))
-    parser.add_argument("--dataset", required=True, metavar="seed|NAME[@VERSION]")
+    parser = stage_parser("train", "Fine-tune a backward or forward model on a seed or training set and register "
+                                   "it in MLflow.")
+    parser.add_argument("--direction", required=True, choices=tuple(REGISTERED_MODELS),
+                        help="backward: output -> instruction (M_yx); forward: instruction -> output (M0, M1, ...)")
+    parser.add_argument("--dataset", required=True, metavar="seed|NAME[@VERSION]",
+                        help="`seed` (its train split) or a set of `training_sets`; @VERSION pins the Delta "
+                             "version (default: the latest)")
     parser.add_argument("--alias", required=True, help="registry alias, e.g. myx, m0, m1")
-    parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
+    parser.add_argument("--base", default=None, metavar="MODEL_REF",
+                        help="the model to fine-tune (default: the model.base setting)")
+    parser.add_argument("--full-finetune", action="store_true", help="train all weights instead of a LoRA adapter")
+    parser.add_argument("--skip-gate", action="store_true", help="do not check a backward model on the dev split")
     return parser
 
 
+@dataclass(frozen=True)
+class DatasetRef:
+    """`seed` or a training set name, at an optional table version."""
+
+    name: str
+    version: int | None
+
+    @property
+    def table(self) -> str:
+        return SEED_TABLE if self.name == SEED_TABLE else TRAINING_SETS
+
+
+def parse_dataset(text: str) -> DatasetRef:
+    """NAME, NAME@VERSION or NAME@vVERSION."""
+    name, _, version = text.strip().partition("@")
+    if not name:
+        raise StageError(f"--dataset {text!r}: expected seed or NAME[@VERSION]")
+    if not version:
+        return DatasetRef(name, None)
+    if not version.removeprefix("v").isdigit():
+        raise StageError(f"--dataset {text!r}: the version after @ must be a number, e.g. {name}@3")
+    return DatasetRef(name, int(version.removeprefix("v")))
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The rows read for training and where they came from."""
+
+    ref: DatasetRef
+    path: str
+    version: int
+    rows: list[dict]  # example_key, instruction, output, source, tag
+
+    @property
+    def label(self) -> str:
+        return f"{self.ref.name}@v{self.version}"
+
+    def content_sha256(self) -> str:
+        """sha256 over the rows in example_key order: equal for equal content, whatever the table version."""
+        digest = hashlib.sha256()
+        for row in sorted(self.rows, key=lambda r: r["example_key"]):
+            fields = [row["example_key"], row["instruction"], row["output"], row["source"], row["tag"]]
+            digest.update(json.dumps(fields, ensure_ascii=False).encode("utf-8") + b"\n")
+        return digest.hexdigest()
+
+
+def read_training_data(lakehouse, ref: DatasetRef) -> TrainingData:
+    """The dataset's rows at one version; an empty or unknown dataset is a StageError."""
+    table = ref.table
+    if not lakehouse.exists(table):
+        hint = "humpback seed --input PATH --format jsonl" if table == SEED_TABLE else "humpback trainset --name NAME"
+        raise StageError(f"no `{table}` table in {lakehouse.root}: run `{hint}` first")
+    latest = lakehouse.version(table)
+    version = latest if ref.version is None else ref.version
+    if not 0 <= version <= latest:
+        raise StageError(f"`{table}` has versions 0..{latest}, not {version}")
+    frame = lakehouse.read(table, version)
+    rows = seed_rows(frame) if table == SEED_TABLE else training_set_rows(frame, ref.name)
+    if not rows:
+        raise StageError(empty_dataset_message(frame, ref, version))
+    return TrainingData(ref=ref, path=lakehouse.path(table), version=version, rows=rows)
+
+
+def seed_rows(frame) -> list[dict]:
+    from pyspark.sql import functions as F
+
+    from humpback.training.sft import SEED_TAG
+
+    selected = frame.where(F.col("split") == "train").select(
+        F.col("example_id").alias("example_key"), "instruction", "output",
+        F.lit("seed").alias("source"), F.lit(SEED_TAG).alias("tag"))
+    return [row.asDict() for row in selected.orderBy("example_key").collect()]
+
+
+def training_set_rows(frame, name: str) -> list[dict]:
+    from pyspark.sql import functions as F
+
+    selected = frame.where(F.col("set_name") == name).select("example_key", "instruction", "output", "source", "tag")
+    return [row.asDict() for row in selected.orderBy("example_key").collect()]
+
+
+def empty_dataset_message(frame, ref: DatasetRef, version: int) -> str:
+    if ref.table == SEED_TABLE:
+        return f"seed@v{version} has no train-split rows: nothing to train on"
+    names = sorted(row["set_name"] for row in frame.select("set_name").distinct().collect())
+    return (f"no training set {ref.name!r} in training_sets@v{version} (nothing to train on); "
+            f"sets there: {', '.join(names) or 'none'}")
+
+
+def forward_tag(row: dict) -> str | None:
+    """The source tag a forward model sees as its system prompt: seed rows always get the seed tag."""
+    from humpback.training.sft import SEED_TAG
+
+    return SEED_TAG if row["source"] == "seed" else row["tag"]
+
+
+def encode_rows(tokenizer, rows: list[dict], direction: str, max_length: int) -> tuple[list[dict], Counter]:
+    """Encoded examples and how many of them each truncation step cut."""
+    from humpback.training.sft import build_messages, encode_example
+
+    examples = []
+    for row in rows:
+        tag = forward_tag(row) if direction == "forward" else None
+        messages, completion = build_messages(row["instruction"], row["output"], direction, tag)
+        examples.append(encode_example(tokenizer, messages, completion, max_length))
+    return examples, Counter(example["truncation"] for example in examples)
+
+
+def checked_settings(section: str, given: dict, known: set[str]) -> dict:
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise StageError(f"unknown [{section}] setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return dict(given)
+
+
+def train_settings(config: dict, args: argparse.Namespace):
+    """TrainSettings: its own defaults (the paper's), then [train] settings, then --max-steps/--full-finetune."""
+    from humpback.training.trainer import TrainSettings
+
+    fields = {field.name for field in dataclasses.fields(TrainSettings)}
+    values = checked_settings("train", config.get("train", {}), fields)
+    if "lora_target_modules" in values:
+        values["lora_target_modules"] = tuple(values["lora_target_modules"])
+    if args.max_steps is not None:
+        values["max_steps"] = args.max_steps
+    if args.full_finetune:
+        values["full_finetune"] = True
+    return TrainSettings(**values)
+
+
+def gate_settings(config: dict) -> dict:
+    return {**GATE_DEFAULTS, **checked_settings("gate", config.get("gate", {}), set(GATE_DEFAULTS))}
+
+
+def pinned_ref(resolved) -> str:
+    """The base model's reference as a fixed version: an MLflow alias moves, its version does not."""
+    if resolved.kind == "mlflow":
+        name = resolved.ref.removeprefix("models:/").split("@")[0].split("/")[0]
+        return f"models:/{name}/{resolved.version}"
+    return resolved.ref
+
+
+def model_fingerprint(resolved) -> str:
+    """The manifest's weight hash, else one computed over a local folder's weights; '' for a hub id."""
+    from humpback.models import file_fingerprint
+
+    if resolved.fingerprint:
+        return resolved.fingerprint
+    return file_fingerprint(resolved.path) if Path(resolved.path).is_dir() else ""
+
+
+def run_params(data: TrainingData, settings, direction: str, base, truncation: Counter) -> dict:
+    from humpback.training.sft import BACKWARD_TEMPLATE_VERSION, TRUNCATION_POLICY
+
+    params = {f"train.{key}": value for key, value in dataclasses.asdict(settings).items()}
+    per_device, accumulation = settings.batch_layout(len(data.rows))
+    params.update({
+        "train.resolved_learning_rate": settings.resolved_learning_rate(),
+        "train.effective_batch_size": per_device * accumulation,
+        "train.gradient_accumulation_steps": accumulation,
+        "direction": direction, "dataset": data.label, "dataset.table": data.ref.table, "dataset.path": data.path,
+        "dataset.version": data.version, "dataset.sha256": data.content_sha256(), "n_examples": len(data.rows),
+        "truncation_policy": TRUNCATION_POLICY,
+        **{f"truncation.{kind}": truncation.get(kind, 0) for kind in TRUNCATION_KINDS},
+        **{f"base.{key}": value for key, value in base.lineage().items()},
+        "base.pinned_ref": pinned_ref(base), "base.fingerprint": model_fingerprint(base),
+    })
+    if direction == "backward":
+        params["backward_template_version"] = BACKWARD_TEMPLATE_VERSION
+    return params
+
+
+def log_dataset(data: TrainingData) -> None:
+    """The dataset as an MLflow input: the Delta table and version as its source, our content digest."""
+    import mlflow
+    import pandas as pd
+    from mlflow.data.delta_dataset_source import DeltaDatasetSource
+
+    sha256 = data.content_sha256()
+    dataset = mlflow.data.from_pandas(pd.DataFrame(data.rows), name=data.label, digest=sha256[:DIGEST_CHARS],
+                                      source=DeltaDatasetSource(path=data.path, delta_table_version=data.version))
+    selection = "split = 'train'" if data.ref.table == SEED_TABLE else f"set_name = {data.ref.name!r}"
+    mlflow.log_input(dataset, context="training", tags={
+        "delta.path": data.path, "delta.version": str(data.version), "delta.filter": selection,
+        "content_sha256": sha256})
+
+
+def mlflow_loss_logger():
+    """A TrainerCallback that logs every training log line (loss, learning rate, tokens/s) as step metrics."""
+    import mlflow
+    from transformers import TrainerCallback
+
+    class MlflowStepLogger(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            numbers = {key: float(value) for key, value in (logs or {}).items()
+                       if isinstance(value, (int, float)) and math.isfinite(value)}
+            if numbers and state.is_world_process_zero:
+                mlflow.log_metrics(numbers, step=state.global_step)
+
+    return MlflowStepLogger()
+
+
+def describe_plan(data: TrainingData, settings, direction: str, base_ref: str) -> str:
+    per_device, accumulation = settings.batch_layout(len(data.rows))
+    method = "full fine-tuning" if settings.full_finetune else f"LoRA r={settings.lora_r}"
+    length = f"max {settings.max_steps} steps" if settings.max_steps else f"{settings.num_epochs:g} epochs"
+    return (f"train: {direction} model on {data.label} ({len(data.rows)} examples) from {base_ref}: {method}, "
+            f"lr {settings.resolved_learning_rate():g}, batch {per_device}x{accumulation}, "
+            f"max_length {settings.max_length}, {length}")
+
+
+def write_model_folder(folder: Path, settings, base, direction: str, data: TrainingData) -> None:
+    """The manifest that lets humpback.models load the folder: an adapter over the pinned base, or full weights."""
+    from humpback.models import file_fingerprint, write_manifest
+
+    lineage = {"base": pinned_ref(base), "base_fingerprint": model_fingerprint(base), "direction": direction,
+               "dataset": data.label, "dataset_path": data.path, "dataset_sha256": data.content_sha256()}
+    if settings.full_finetune:
+        write_manifest(folder, weights=".", fingerprint=file_fingerprint(folder), **lineage)
+    else:
+        write_manifest(folder, adapter="adapter", fingerprint=file_fingerprint(folder / "adapter"), **lineage)
+
+
+def register(folder: Path, name: str, alias: str, data: TrainingData, base) -> int:
+    """Register the folder under `name` with the alias, and tag the version with its lineage."""
+    from humpback.tracking import register_model_dir
+
+    version = register_model_dir(folder, name, alias)
+    tag_version(name, version, {"dataset": data.label, "dataset.path": data.path, "dataset.version": data.version,
+                                "dataset.sha256": data.content_sha256(), "base": pinned_ref(base)})
+    return version
+
+
+def dev_pairs(lakehouse, data: TrainingData, limit: int) -> list[dict]:
+    """The seed's dev split (at the version trained on, when that is the seed), first `limit` by example id."""
+    from pyspark.sql import functions as F
+
+    if not lakehouse.exists(SEED_TABLE):
+        return []
+    version = data.version if data.ref.table == SEED_TABLE else lakehouse.version(SEED_TABLE)
+    dev = lakehouse.read(SEED_TABLE, version).where(F.col("split") == "dev").orderBy("example_id").limit(limit)
+    return [row.asDict() for row in dev.select("example_id", "instruction", "output").collect()]
+
+
+def backward_prompt_text(tokenizer, output: str, max_prompt_tokens: int) -> str:
+    """The rendered backward prompt, its output text cut at the tail to fit max_prompt_tokens (as in training)."""
+    from humpback.training.sft import build_messages, render_prompt
+
+    def render(text):
+        return render_prompt(tokenizer, build_messages("", text, "backward")[0])
+
+    prompt = render(output)
+    over = len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) - max_prompt_tokens
+    if over <= 0:
+        return prompt
+    output_ids = tokenizer(output, add_special_tokens=False)["input_ids"]
+    return render(tokenizer.decode(output_ids[: max(0, len(output_ids) - over)]))
+
+
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int) -> list[str]:
+    """Greedy completions of rendered prompts, batched with left padding."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    add_special_tokens = not getattr(tokenizer, "chat_template", None)  # a chat template writes its own
+    device = next(model.parameters()).device
+    model.eval()
+    texts = []
+    for start in range(0, len(prompts), batch_size):
+        batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
+                          add_special_tokens=add_special_tokens).to(device)
+        with torch.no_grad():
+            generated = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                       pad_token_id=tokenizer.pad_token_id)
+        new_tokens = generated[:, batch["input_ids"].shape[1]:]
+        texts += [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+    return texts
+
+
+def run_gate(lakehouse, model, tokenizer, data: TrainingData, gate: dict, max_length: int) -> dict | None:
+    """Backward model on the dev split: ROUGE-L against the true instructions and the share of prompt echoes,
+    logged to the active run. Warns (one line) below the thresholds; returns the metrics, or None without dev rows."""
+    import mlflow
+
+    from humpback.evaluation.gate import backward_gate_metrics
+    from humpback.training.sft import BACKWARD_TEMPLATE
+
+    pairs = dev_pairs(lakehouse, data, int(gate["max_examples"]))
+    if not pairs:
+        print("gate: the seed has no dev split rows; gate skipped")
+        return None
+    max_new_tokens = int(gate["max_new_tokens"])
+    budget = max(max_length - max_new_tokens, max_length // 2)
+    prompts = [backward_prompt_text(tokenizer, pair["output"], budget) for pair in pairs]
+    print(f"gate: writing instructions for {len(prompts)} dev examples", flush=True)
+    predicted = generate(model, tokenizer, prompts, max_new_tokens, int(gate["batch_size"]))
+    reference = [pair["instruction"] for pair in pairs]
+    metrics = backward_gate_metrics(predicted, reference, BACKWARD_TEMPLATE)
+    mlflow.log_metrics({f"gate.{key}": float(value) for key, value in metrics.items()})
+    mlflow.log_table({"example_id": [pair["example_id"] for pair in pairs], "reference": reference,
+                      "predicted": predicted}, artifact_file="gate/dev_predictions.json")
+    print(f"gate: ROUGE-L F1 {metrics['rougeL_f']:.3f}, prompt echoes {metrics['echo_share']:.1%} "
+          f"over {metrics['n']} dev examples")
+    warning = gate_warning(metrics, gate)
+    if warning:
+        print(f"gate: warning: {warning}", file=sys.stderr, flush=True)
+    return metrics
+
+
+def gate_warning(metrics: dict, gate: dict) -> str | None:
+    problems = []
+    if metrics["rougeL_f"] < float(gate["min_rougeL_f"]):
+        problems.append(f"ROUGE-L F1 {metrics['rougeL_f']:.3f} < gate.min_rougeL_f {gate['min_rougeL_f']}")
+    if metrics["echo_share"] > float(gate["max_echo_share"]):
+        problems.append(f"prompt echoes {metrics['echo_share']:.1%} > gate.max_echo_share {gate['max_echo_share']}")
+    if not problems:
+        return None
+    return "the backward model looks weak (" + "; ".join(problems) + "): check it before augmenting"
+
+
+def fit(model, tokenizer, examples: list[dict], settings, folder: Path):
+    """Train into the model folder (an `adapter` subfolder for LoRA) with step metrics on the active run."""
+    import mlflow
+
+    from humpback.training.trainer import train_sft
+
+    output_dir = folder if settings.full_finetune else folder / "adapter"
+    result = train_sft(model, tokenizer, examples, settings, output_dir, callbacks=[mlflow_loss_logger()])
+    mlflow.log_metrics({"train_tokens_per_second": result.tokens_per_second, "tokens_seen": result.tokens_seen,
+                        "steps": result.steps})
+    return result
+
+
+def tag_version(name: str, version: int, tags: dict) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, str(value))
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    raise StageError("`humpback train` is not built yet (tracked as issue 4)")
+    import mlflow
+    import torch
+
+    from humpback.models import load_model, resolve_model
+    from humpback.tracking import start_run
+
+    settings = train_settings(ctx.config, args)
+    gate = gate_settings(ctx.config)
+    data = read_training_data(ctx.lakehouse, parse_dataset(args.dataset))  # fails before any model is loaded
+    base = resolve_model(args.base or ctx.config.get("model", {}).get("base"))
+    print(describe_plan(data, settings, args.direction, base.ref), flush=True)
+    tokenizer, model = load_model(base, device="cpu", dtype=torch.float32)  # the Trainer moves it to a GPU
+    examples, truncation = encode_rows(tokenizer, data.rows, args.direction, settings.max_length)
+    ctx.mlflow_uri  # noqa: B018 - configures the tracking store
+    name = REGISTERED_MODELS[args.direction]
+    run_tags = {"humpback.direction": args.direction, "humpback.dataset": data.label}
+    with start_run(f"train-{args.direction}-{args.alias}", ctx.config, stage="train", tags=run_tags) as active, \
+            tempfile.TemporaryDirectory(prefix="humpback-train-") as tmp:
+        log_dataset(data)
+        mlflow.log_params(run_params(data, settings, args.direction, base, truncation))
+        result = fit(model, tokenizer, examples, settings, Path(tmp))
+        write_model_folder(Path(tmp), settings, base, args.direction, data)
+        version = register(Path(tmp), name, args.alias, data, base)
+        print(f"train: registered {name} version {version} as @{args.alias} (MLflow run {active.info.run_id}; "
+              f"{result.steps} steps, {result.tokens_per_second:.0f} tokens/s)")
+        print(f"train: load it with humpback.models.load_model('models:/{name}@{args.alias}') "
+              f"or pass --model models:/{name}@{args.alias}")
+        if args.direction == "backward" and not args.skip_gate:
+            metrics = run_gate(ctx.lakehouse, result.model, tokenizer, data, gate, settings.max_length)
+            if metrics:
+                tag_version(name, version, {f"gate.{key}": value for key, value in metrics.items()})
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,70 @@
+"""`humpback ingest` as a Spark job: good records kept around bad ones, every bad one a reject, reruns idempotent."""
+import pytest
+
+from pipelines import ingest
+from warc_fixtures import gzip_member, page_html, response_record, warcinfo_record
+
+
+def damaged_member(record: bytes) -> bytes:
+    member = gzip_member(record)
+    return member[: len(member) // 2]  # a truncated gzip member
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    first = [
+        gzip_member(warcinfo_record()),
+        gzip_member(response_record(1)),
+        damaged_member(response_record(2, body=page_html("Lost", "x" * 4000))),
+        gzip_member(response_record(3)),
+        gzip_member(response_record(4, body=b"%PDF-1.4 binary", content_type="application/pdf")),
+        gzip_member(response_record(5, body=b"\x00\x01\x02\x03" * 500)),
+        gzip_member(response_record(6, body=b"")),
+        gzip_member(response_record(7, status="404 Not Found")),
+        gzip_member(response_record(8, body=b"<html><body>" + b"<p>big</p>" * 300_000 + b"</body></html>")),
+        gzip_member(response_record(9)),
+    ]
+    (folder / "a.warc.gz").write_bytes(b"".join(first))
+    (folder / "b.warc.gz").write_bytes(gzip_member(response_record(10)) + gzip_member(response_record(11)))
+    return folder
+
+
+def run_ingest(corpus, lakehouse, mlflow_store, *patterns):
+    args = [arg for pattern in patterns for arg in ("--input", str(corpus / pattern))]
+    return ingest.main([*args, "--lakehouse", lakehouse.root, "--mlflow-uri", mlflow_store])
+
+
+def test_good_records_around_bad_ones_are_kept_and_bad_ones_rejected(corpus, lakehouse, mlflow_store, capsys):
+    assert run_ingest(corpus, lakehouse, mlflow_store, "a.warc.gz", "b.warc.gz") == 0
+    urls = sorted(r.url for r in lakehouse.read("pages").collect())
+    assert urls == [f"https://example.com/page-{n}" for n in (1, 10, 11, 3, 9)]
+    reasons = sorted(r.reason for r in lakehouse.read("rejects").collect())
+    assert "truncated_gzip" in reasons or "corrupt_gzip" in reasons
+    for reason in ("not_html", "binary_payload", "empty_body", "http_error_status", "too_large"):
+        assert reason in reasons
+    assert all(r.stage == "ingest" for r in lakehouse.read("rejects").collect())
+    out = capsys.readouterr().out
+    assert "5 pages" in out and "rejects by reason" in out
+
+
+def test_pages_have_the_design_columns(corpus, lakehouse, mlflow_store):
+    run_ingest(corpus, lakehouse, mlflow_store, "b.warc.gz")
+    page = lakehouse.read("pages").where("url LIKE '%page-10'").first()
+    assert page.http_status == 200 and page.content_type == "text/html"
+    assert page.warc_file.endswith("b.warc.gz") and page.warc_record_id.startswith("<urn:uuid:")
+    assert "Page 10" in page.html and page.n_bytes == len(page_html("Page 10"))
+    assert len(page.page_id) == 64
+
+
+def test_rerun_changes_no_row_count(corpus, lakehouse, mlflow_store):
+    run_ingest(corpus, lakehouse, mlflow_store, "*.warc.gz")
+    counts = (lakehouse.read("pages").count(), lakehouse.read("rejects").count())
+    run_ingest(corpus, lakehouse, mlflow_store, "*.warc.gz")
+    assert (lakehouse.read("pages").count(), lakehouse.read("rejects").count()) == counts
+
+
+def test_a_glob_matching_nothing_is_one_clear_error(corpus, lakehouse, mlflow_store, capsys):
+    assert run_ingest(corpus, lakehouse, mlflow_store, "nothing-*.warc.gz") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "matches no files" in err[0]

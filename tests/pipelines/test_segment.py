@@ -1,0 +1,127 @@
+"""`humpback segment` as a Spark job: drop reasons incl. exact and near duplicates, rejects, idempotence, the sample."""
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines import ingest, segment, sql
+from warc_fixtures import gzip_member, response_record
+
+REPO = Path(__file__).resolve().parents[2]
+
+ARTICLE = (
+    "The river runs through the old town and past the mill, where the water turns a wheel that has been there "
+    "for two hundred years. People who live in the town say that the sound of the wheel is the first thing they "
+    "hear in the morning and the last thing they hear at night. In the spring the water is high and fast, and the "
+    "children are told to stay away from the banks. In the summer it is slow and warm, and the same children swim "
+    "in the pool below the weir. The mill itself was built by a family of farmers who wanted to grind their own "
+    "grain instead of paying a miller in the next valley. Their grandchildren turned it into a small museum, and "
+    "now visitors can see how flour was made before there were machines to do the work. A guide explains each "
+    "step, from the cleaning of the grain to the sifting of the flour, and at the end of the tour everyone may "
+    "taste bread that was baked with flour from the mill."
+)
+SECOND = (
+    "Tea is grown on steep hills where the rain falls often and the air is cool. The leaves are picked by hand, "
+    "usually only the top two leaves and a bud, because these give the best flavour. After picking, the leaves "
+    "are spread out to wilt, then rolled to break their cells, which lets the juices meet the air. This is the "
+    "step that decides whether the tea will be green, black or something in between. Green tea is heated soon "
+    "after rolling so that it keeps its colour, while black tea is left to darken for several hours. Finally the "
+    "leaves are dried, sorted by size and packed. A good cup depends on the water as much as on the leaves: it "
+    "should be fresh, and for green tea it should not be boiling, since very hot water makes the taste bitter."
+)
+
+
+def page(*sections: tuple[str, str], level: int = 2) -> bytes:
+    body = "".join(f"<h{level}>{header}</h{level}><p>{text}</p>" for header, text in sections)
+    return f"<html><body><nav><a href='/'>Home</a></nav>{body}</body></html>".encode()
+
+
+@pytest.fixture(scope="module")
+def segmented(tmp_path_factory, spark):
+    from humpback.lakehouse import Lakehouse
+    from humpback.tracking import configure_mlflow
+
+    root = tmp_path_factory.mktemp("segment")
+    near = ARTICLE.replace("two hundred years", "three hundred years")
+    records = [
+        response_record(1, body=page(("The mill by the river", ARTICLE), ("SHOUTING HEADER", SECOND),
+                                     ("Related posts", SECOND), ("Short part", "Only a few words here."))),
+        response_record(2, body=page(("The mill by the river", ARTICLE))),  # an exact copy of page 1's section
+        response_record(3, body=page(("Mill history", near))),  # one word changed: a near duplicate
+        response_record(4, body=page(("How tea is made", SECOND))),
+        response_record(5, body=b"<html><body><p>No headers on this page at all.</p></body></html>"),
+        response_record(6, body=b"<html><body><h2>Deep</h2>" + b"<div>" * 5000 + b"x" + b"</div>" * 5000 + b"</body></html>"),
+    ]
+    warc = root / "pages.warc.gz"
+    warc.write_bytes(b"".join(gzip_member(r) for r in records))
+    lakehouse = Lakehouse(spark, str(root / "lakehouse"))
+    mlflow_uri = configure_mlflow(f"sqlite:///{root / 'mlflow.db'}")
+    common = ["--lakehouse", lakehouse.root, "--mlflow-uri", mlflow_uri]
+    assert ingest.main(["--input", str(warc), *common]) == 0
+    assert segment.main(common) == 0
+    return lakehouse, common
+
+
+def test_each_rule_names_its_drop_reason(segmented):
+    lakehouse, _ = segmented
+    by_header = {}
+    for row in lakehouse.read("segments").collect():
+        by_header.setdefault(row.header, []).append(row.drop_reason)
+    assert by_header["SHOUTING HEADER"] == ["all_caps_header"]
+    assert by_header["Related posts"] == ["nav_header"]
+    assert by_header["Short part"] == ["too_short"]
+    assert by_header["How tea is made"] == [None]
+    assert by_header["Mill history"] == ["near_duplicate"]
+    # The same text on two pages: exactly one copy is kept.
+    assert sorted(by_header["The mill by the river"], key=str) == [None, "exact_duplicate"]
+
+
+def test_segments_carry_signals_as_columns(segmented):
+    lakehouse, _ = segmented
+    row = lakehouse.read("segments").where("header = 'How tea is made'").first()
+    assert row.lang == "en" and row.n_chars == len(SECOND) and row.header_level == 2
+    assert row.signals.lang_score > 0.9 and row.signals.repetition < 0.5 and row.signals.n_words > 100
+    assert row.page_id and len(row.segment_id) == 32
+
+
+def test_unparseable_pages_are_rejected_with_a_reason(segmented):
+    lakehouse, _ = segmented
+    rejects = {r.reason: r for r in lakehouse.read("rejects").where("stage = 'segment'").collect()}
+    assert set(rejects) == {"too_complex", "no_segments"}
+    assert rejects["no_segments"].source.startswith("pages:") and "page-5" in rejects["no_segments"].detail
+
+
+def test_rerun_changes_nothing(segmented):
+    lakehouse, common = segmented
+    before = sorted((r.segment_id, r.drop_reason or "") for r in lakehouse.read("segments").collect())
+    rejects = lakehouse.read("rejects").count()
+    assert segment.main(common) == 0
+    assert sorted((r.segment_id, r.drop_reason or "") for r in lakehouse.read("segments").collect()) == before
+    assert lakehouse.read("rejects").count() == rejects
+
+
+def test_segment_without_pages_says_what_to_run(tmp_path, mlflow_store, capsys):
+    assert segment.main(["--lakehouse", str(tmp_path / "empty"), "--mlflow-uri", mlflow_store]) == 2
+    assert "humpback ingest" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_sample_corpus_yields_at_least_300_kept_segments(spark, tmp_path, mlflow_store, capsys):
+    common = ["--lakehouse", str(tmp_path / "lakehouse"), "--mlflow-uri", mlflow_store]
+    assert ingest.main(["--input", str(REPO / "data/sample/*.warc.gz"), *common]) == 0
+    assert segment.main(common) == 0
+    capsys.readouterr()
+    assert sql.main(["SELECT coalesce(drop_reason, 'kept') AS reason, count(*) AS n FROM segments GROUP BY 1",
+                     "--format", "jsonl", *common]) == 0
+    counts = {row["reason"]: row["n"] for row in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert counts["kept"] >= 300
+    assert {"too_short", "too_long"} <= set(counts)
+
+    import mlflow
+
+    run = mlflow.search_runs(experiment_names=["humpback"], filter_string="tags.`humpback.stage` = 'segment'",
+                             output_format="list")[0]
+    assert run.data.metrics["kept"] == counts["kept"]
+    assert run.data.params["dedup.bands"] == "14"
+    artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)]
+    assert "segment_lengths.png" in artifacts
