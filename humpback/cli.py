@@ -5,7 +5,7 @@ import argparse
 import importlib
 import sys
 
-from pipelines.common import add_global_options
+from pipelines.common import add_global_options, global_argv
 
 # stage -> what it does; each is the module pipelines.<stage> with a main(argv).
 STAGES = {
@@ -36,17 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("stage", choices=list(STAGES), metavar="STAGE", help="one of: " + ", ".join(STAGES))
     parser.add_argument("stage_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
-
-
-def global_argv(args: argparse.Namespace) -> list[str]:
-    """Global options given before the stage, passed on to the stage's own parser."""
-    argv: list[str] = []
-    for option, value in (("--lakehouse", args.lakehouse), ("--mlflow-uri", args.mlflow_uri), ("--config", args.config)):
-        if value is not None:
-            argv += [option, value]
-    for item in args.overrides:
-        argv += ["--set", item]
-    return argv
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,3 +51,13 @@ def histogram_plot(series: Mapping[str, Sequence[tuple[float, int]]], title: str
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def text_histogram(title: str, bins: Sequence[tuple[float, int]], width: int = 40) -> str:
+    """Bins in order with proportional bars, for a terminal."""
+    if not bins:
+        return f"{title}\n(no values)"
+    peak = max(count for _, count in bins) or 1
+    lines = [f"{start:>6.2f} | {'#' * max(1, round(width * count / peak)) if count else '':<{width}} {count}"
+             for start, count in sorted(bins)]
+    return "\n".join([title, *lines])

@@ -66,10 +66,11 @@ def git_commit() -> str:
 @contextlib.contextmanager
 def start_run(run_name: str, config: dict[str, Any], stage: str | None = None, nested: bool = False,
               tags: dict[str, str] | None = None) -> Iterator[Any]:
-    """An MLflow run tagged with the git commit and the settings' hash."""
+    """An MLflow run tagged with the git commit and the settings' hash; nested when a run is already active."""
     import mlflow
 
     experiment_id = ensure_experiment()
+    nested = nested or mlflow.active_run() is not None
     run_tags = {"humpback.git_commit": git_commit(), "humpback.config_hash": config_hash(config)}
     if stage:
         run_tags["humpback.stage"] = stage

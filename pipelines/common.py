@@ -27,6 +27,28 @@ def add_global_options(parser: argparse.ArgumentParser, suppress_defaults: bool 
                        help="override one setting, e.g. --set segment.min_chars=400 (repeatable)")
 
 
+def global_argv(args: argparse.Namespace) -> list[str]:
+    """The global options of a parsed command line, to pass on to another stage's parser."""
+    argv: list[str] = []
+    for option, name in (("--lakehouse", "lakehouse"), ("--mlflow-uri", "mlflow_uri"), ("--config", "config")):
+        if getattr(args, name, None) is not None:
+            argv += [option, getattr(args, name)]
+    for item in getattr(args, "overrides", None) or []:
+        argv += ["--set", item]
+    return argv
+
+
+def run_stages(steps: list[tuple[str, list[str]]], args: argparse.Namespace) -> None:
+    """Run stages in this process (one Spark session), in order; the first failure stops with its stage named."""
+    import importlib
+
+    for stage, stage_args in steps:
+        print(f"\n=== humpback {stage} {' '.join(stage_args)}", flush=True)
+        code = importlib.import_module(f"pipelines.{stage}").main(stage_args + global_argv(args))
+        if code != 0:
+            raise StageError(f"stage `{stage}` failed (exit code {code}); see its message above")
+
+
 def stage_parser(stage: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"humpback {stage}", description=description)
     add_global_options(parser)
@@ -97,9 +119,14 @@ def describe_error(err: BaseException) -> str | None:
 
 
 def spark_error_summary(err: BaseException) -> str:
-    """Spark's own message without the query plan or a JVM stack trace."""
+    """Spark's own message without the query plan or a JVM stack trace; for a Python worker failure, its cause."""
     text = str(err).strip()
     first = text.splitlines()[0] if text else type(err).__name__
+    if "Traceback (most recent call last)" in text:
+        cause = [line for line in text.split("Traceback (most recent call last)")[-1].splitlines()
+                 if line.strip() and not line.startswith((" ", "\t")) and not line.startswith("SQLSTATE")]
+        if cause:
+            return f"{first.rstrip(':')}: {cause[-1].strip()}"
     # Spark appends '; line 1 pos 14;' and the unresolved plan; keep the sentence.
     return first.split("; line ")[0].split(" SQLSTATE:")[0].strip().rstrip(";").strip()
 
@@ -113,12 +140,15 @@ def ddl(columns: dict[str, str]) -> str:
 
 
 def arrow_schema(columns: dict[str, str]):
-    """The Arrow schema matching {name: Spark type} (string, int, long, double, boolean, array<...>)."""
+    """The Arrow schema matching {name: Spark type} (string, int, long, double, boolean, array<>, map<>)."""
     import pyarrow as pa
 
     def arrow_type(kind: str):
         if kind.startswith("array<") and kind.endswith(">"):
             return pa.list_(arrow_type(kind[6:-1]))
+        if kind.startswith("map<") and kind.endswith(">"):
+            key, value = kind[4:-1].split(",", 1)
+            return pa.map_(arrow_type(key.strip()), arrow_type(value.strip()))
         return getattr(pa, _ARROW_TYPES[kind])()
 
     return pa.schema([(name, arrow_type(kind)) for name, kind in columns.items()])

@@ -1,23 +1,223 @@
-"""`humpback curate`: Rate (instruction, segment) pairs with a forward model into `ratings`."""
+"""`humpback curate`: a forward model rates every (instruction, segment) pair on the paper's rubric -> `ratings`.
+
+generate (the paper's way): brief reasoning, then `Score: N`, parsed by humpback.parse_rating. When a sample has no
+valid score line, the model's own reasoning is kept and its score is read from the model's next-token
+distribution after "Score:" restricted to 1..5 (score_source 'constrained'), so no pair is left unrated.
+logprob: one forward pass with the reply prefilled up to "Score:"; the probabilities of 1..5 are stored in
+score_probs and their expected value is the score (which gives the paper's 4.5 threshold a meaning).
+"""
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
+from pipelines.augment import instruction_hash, stable_model_ref
 from pipelines.common import Context, StageError, run_stage, stage_parser
+
+KEYS = ("segment_id", "iteration", "scorer_model", "mode")
+RATING_COLUMNS = {
+    "segment_id": "string", "iteration": "int", "scorer_model": "string", "mode": "string", "score": "double",
+    "score_probs": "map<string,double>", "rationale": "string", "parse_status": "string",
+    "raw_parse_status": "string", "score_source": "string", "n_samples": "int", "instruction_hash": "string",
+    "backward_model": "string", "scorer_uri": "string", "prompt_version": "string", "status": "string",
+    "error": "string", "prompt_tokens": "long", "completion_tokens": "long",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = stage_parser("curate", "Rate (instruction, segment) pairs with a forward model into `ratings`.")
-    parser.add_argument("--iteration", type=int, required=True)
-    parser.add_argument("--scorer", default="models:/humpback-forward@m0")
-    parser.add_argument("--mode", choices=("generate", "logprob"), default="generate")
-    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--iteration", type=int, required=True, help="1 rates with M0, 2 with M1, ...")
+    parser.add_argument("--scorer", default=None, help="forward model (default: config curate.scorer, "
+                                                       "models:/humpback-forward@m0)")
+    parser.add_argument("--mode", choices=("generate", "logprob"), default=None,
+                        help="generate: reasoning then 'Score: N' (the paper); logprob: expected score in one pass")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N candidates (by segment_id)")
+    parser.add_argument("--backward-model", default=None,
+                        help="rate the candidates of this backward model (default: config augment.model)")
+    parser.add_argument("--engine", choices=("transformers", "vllm", "openai"), default=None)
     return parser
 
 
+def rating_request(instruction: str, output: str, assistant_prefix: str = ""):
+    from humpback.inference.base import Request
+    from humpback.prompts import SEED_TAG, rating_prompt
+
+    # M0 learned the assistant's voice under the seed tag, so the rubric is asked in that voice.
+    messages = ({"role": "system", "content": SEED_TAG}, {"role": "user", "content": rating_prompt(instruction, output)})
+    return Request(messages=messages, assistant_prefix=assistant_prefix)
+
+
+def reasoning_before_score(text: str) -> str:
+    """The sample's text up to (not including) its last 'Score' mention: the reasoning to complete."""
+    lowered = text.lower()
+    cut = lowered.rfind("score")
+    return (text[:cut] if cut >= 0 else text).rstrip()
+
+
+def constrained_score(engine, instruction: str, output: str, reasoning: str) -> tuple[float | None, str, str | None]:
+    """Complete the reasoning with 'Score:' and take the most likely of 1..5 from the model's distribution."""
+    from humpback.prompts import SCORE_PREFIX, SCORE_TOKENS
+
+    prefix = f"{reasoning}\n{SCORE_PREFIX}" if reasoning else SCORE_PREFIX
+    scores = engine.next_token_probs([rating_request(instruction, output, prefix)], SCORE_TOKENS)[0]
+    if scores.error:
+        return None, f"{prefix} ", scores.error
+    best = max(scores.probs, key=scores.probs.get)
+    return float(best), f"{prefix} {best}", None
+
+
+def generate_handler(sampling: dict[str, Any], lineage: dict[str, Any]):
+    def handle(rows: list[dict], engine) -> list[dict]:
+        from humpback.inference.base import Sampling
+        from humpback.inference.rating import aggregate_samples, parse_rating
+
+        requests = [rating_request(row["instruction"], row["text"]) for row in rows]
+        generations = engine.generate(requests, Sampling(**sampling))
+        out = []
+        for row, generation in zip(rows, generations):
+            base = {"segment_id": row["segment_id"], "instruction_hash": row["instruction_hash"], **lineage,
+                    "prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens,
+                    "n_samples": len(generation.texts)}
+            if generation.error:
+                out.append({**base, "status": "error", "error": generation.error, "parse_status": "missing",
+                            "raw_parse_status": "missing"})
+                continue
+            parsed, texts, sources = [], [], []
+            raw_statuses = [parse_rating(text)[1] for text in generation.texts]
+            for text, raw_status in zip(generation.texts, raw_statuses):
+                if raw_status != "ok":  # only the generated continuation is parsed, never the prompt
+                    _, text, _ = constrained_score(engine, row["instruction"], row["text"], reasoning_before_score(text))
+                parsed.append(parse_rating(text))
+                texts.append(text)
+                sources.append("parsed" if raw_status == "ok" else "constrained")
+            score, status = aggregate_samples(parsed)
+            out.append({**base, "score": score, "parse_status": status,
+                        "raw_parse_status": "ok" if "ok" in raw_statuses else raw_statuses[-1],
+                        "score_source": "parsed" if all(s == "parsed" for s in sources) else "constrained",
+                        "rationale": "\n---\n".join(texts), "status": "ok" if score is not None else "error",
+                        "error": None if score is not None else "no score could be read"})
+        return out
+
+    return handle
+
+
+def logprob_handler(lineage: dict[str, Any]):
+    def handle(rows: list[dict], engine) -> list[dict]:
+        from humpback.inference.rating import expected_score
+        from humpback.prompts import SCORE_PREFIX, SCORE_TOKENS
+
+        requests = [rating_request(row["instruction"], row["text"], SCORE_PREFIX) for row in rows]
+        out = []
+        for row, scores in zip(rows, engine.next_token_probs(requests, SCORE_TOKENS)):
+            ok = scores.error is None
+            out.append({"segment_id": row["segment_id"], "instruction_hash": row["instruction_hash"], **lineage,
+                        "score": expected_score(scores.probs) if ok else None,
+                        "score_probs": scores.probs if ok else None, "parse_status": "ok" if ok else "missing",
+                        "raw_parse_status": "ok" if ok else "missing", "score_source": "logprob", "n_samples": 1,
+                        "status": "ok" if ok else "error", "error": scores.error,
+                        "prompt_tokens": scores.prompt_tokens, "completion_tokens": 0})
+        return out
+
+    return handle
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    raise StageError("`humpback curate` is not built yet (tracked as issue 5)")
+    from pyspark.sql import functions as F
+
+    from humpback.inference.spark_adapter import InferencePlan, engine_spec, plan_settings, run_inference
+    from humpback.models import resolve_model
+    from humpback.prompts import RATING_TEMPLATE_VERSION
+    from humpback.tracking import start_run
+
+    settings = ctx.config["curate"]
+    lakehouse = ctx.lakehouse
+    mode = args.mode or settings["mode"]
+    for table, hint in (("candidates", "humpback augment"), ("segments", "humpback segment")):
+        if not lakehouse.exists(table):
+            raise StageError(f"no `{table}` table in {lakehouse.root}: run `{hint}` first")
+    ctx.mlflow_uri  # noqa: B018 - model references may point at the registry
+    scorer_uri = args.scorer or settings["scorer"]
+    scorer_model = stable_model_ref(resolve_model(scorer_uri))
+    backward_model = stable_model_ref(resolve_model(args.backward_model or ctx.config["augment"]["model"]))
+    lineage = {"iteration": args.iteration, "scorer_model": scorer_model, "mode": mode, "scorer_uri": scorer_uri,
+               "backward_model": backward_model, "prompt_version": RATING_TEMPLATE_VERSION}
+
+    pairs = lakehouse.read("candidates").where(
+        (F.col("backward_model") == backward_model) & (F.col("status") == "ok") & F.col("instruction").isNotNull()
+    ).select("segment_id", "instruction", "instruction_hash").join(
+        lakehouse.read("segments").where("drop_reason IS NULL").select("segment_id", "text"), "segment_id")
+    if args.limit is not None:
+        pairs = pairs.orderBy("segment_id").limit(args.limit)
+    if lakehouse.exists("ratings"):
+        done = lakehouse.read("ratings").where(
+            (F.col("iteration") == args.iteration) & (F.col("scorer_model") == scorer_model)
+            & (F.col("mode") == mode) & (F.col("status") == "ok")).select("segment_id")
+        pairs = pairs.join(done, "segment_id", "left_anti")
+    todo = pairs.withColumn("iteration", F.lit(args.iteration)).withColumn("scorer_model", F.lit(scorer_model)) \
+        .withColumn("mode", F.lit(mode))
+    if mode == "generate":
+        sampling = {"temperature": float(settings["temperature"]), "top_p": float(settings["top_p"]),
+                    "max_new_tokens": int(settings["max_new_tokens"]), "seed": int(settings["seed"]),
+                    "n": int(settings["samples"])}
+        handler = generate_handler(sampling, lineage)
+    else:
+        sampling = {}
+        handler = logprob_handler(lineage)
+    plan = InferencePlan(stage="curate", table="ratings", keys=KEYS, output_columns=RATING_COLUMNS,
+                         spec=engine_spec(ctx.config, scorer_uri, args.engine), handler=handler,
+                         **plan_settings(ctx.config))
+    print(f"curate: iteration {args.iteration}, scorer {scorer_uri} ({scorer_model}), mode {mode}, "
+          f"candidates of {backward_model}")
+    with start_run(f"curate-{args.iteration}-{mode}", ctx.config, stage="curate"):
+        import mlflow
+
+        mlflow.log_params({"iteration": args.iteration, "scorer_uri": scorer_uri, "scorer_model": scorer_model,
+                           "mode": mode, "backward_model": backward_model, "prompt_version": RATING_TEMPLATE_VERSION,
+                           "engine": plan.spec.kind, **{f"sampling.{k}": v for k, v in sampling.items()}})
+        stats = run_inference(lakehouse, todo, plan)
+        report(lakehouse, lineage, stats)
+    return 0
+
+
+def report(lakehouse, lineage: dict[str, Any], stats) -> None:
+    """Counts by status and parse status, tokens, throughput and a score histogram: printed and in MLflow."""
+    import tempfile
+
+    import mlflow
+    from pyspark.sql import functions as F
+
+    from humpback import reporting
+
+    ratings = lakehouse.read("ratings").where(
+        (F.col("iteration") == lineage["iteration"]) & (F.col("scorer_model") == lineage["scorer_model"])
+        & (F.col("mode") == lineage["mode"]))
+    counts = {name: {(r[name] or "none"): r["count"] for r in ratings.groupBy(name).count().collect()}
+              for name in ("status", "parse_status", "raw_parse_status", "score_source")}
+    bins = [(r["bin"], r["count"]) for r in ratings.where("score IS NOT NULL")
+            .select((F.floor(F.col("score") * 4) / 4).alias("bin")).groupBy("bin").count().collect()]
+    total = sum(counts["status"].values())
+    raw_failures = total - counts["raw_parse_status"].get("ok", 0)
+    metrics = {"rows_this_run": stats.rows_done, "prompt_tokens": stats.prompt_tokens,
+               "completion_tokens": stats.completion_tokens, "tokens_per_second": stats.tokens_per_second,
+               "ratings": total, "raw_parse_failure_rate": raw_failures / total if total else 0.0,
+               "mean_score": ratings.agg(F.avg("score")).first()[0] or 0.0}
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+    for name, values in counts.items():
+        reporting.log_counts(name, values)
+    with tempfile.TemporaryDirectory() as tmp:
+        plot = reporting.histogram_plot({"ratings": bins}, f"Scores, iteration {lineage['iteration']} "
+                                        f"({lineage['mode']})", "score", f"{tmp}/score_histogram.png", 0.25)
+        mlflow.log_artifact(str(plot))
+    print(f"curate: {stats.rows_done} pairs rated this run ({stats.prompt_tokens + stats.completion_tokens} tokens, "
+          f"{stats.tokens_per_second:.0f} tokens/s); {total} ratings for this scorer and mode, "
+          f"mean score {metrics['mean_score']:.2f}")
+    print(reporting.format_counts("ratings by status", counts["status"]))
+    print(reporting.format_counts("ratings by parse status", counts["parse_status"]))
+    if lineage["mode"] == "generate":
+        print(f"curate: samples without a valid 'Score:' line before the constrained fallback: {raw_failures} "
+              f"({100.0 * metrics['raw_parse_failure_rate']:.1f}%)")
+    print(reporting.text_histogram("score histogram (bins of 0.25)", bins))
 
 
 def main(argv: list[str] | None = None) -> int:

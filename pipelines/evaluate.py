@@ -1,21 +1,243 @@
-"""`humpback evaluate`: Pairwise win rate of a model against a baseline, judged in both orders."""
+"""`humpback evaluate`: the pairwise win rate of a model against a baseline -> `evaluations` and MLflow.
+
+Both models answer the evaluation prompts (system message: the paper's inference tag, both source tags), the
+answers are written as AlpacaEval JSON files (so `alpaca_eval` can re-judge them), and a judge compares every
+pair in both orders (humpback.evaluation.judge). The paper's judge was GPT-4; here any engine can judge: an
+OpenAI-compatible endpoint (`--judge-engine openai`), vLLM or a local model. The default judge is the base model
+(config model.base), so neither contestant judges its own answers; with the embedded 135M model that judge is
+weak, and its verdicts are a smoke test of the loop, not a measurement.
+Optionally (--benchmarks) the model also runs the paper's lm-eval benchmarks.
+"""
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import re
 import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from pipelines.common import Context, StageError, run_stage, stage_parser
+
+TABLE = "evaluations"
+ENGINES = ("transformers", "vllm", "openai")
+# [evaluate] settings. Answers use the paper's decoding (T = 0.7, top-p = 0.9, seeded; temperature 0 = greedy);
+# the judge decodes greedily. judge "" = config model.base; prompts "" = data/sample/eval_prompts.jsonl.
+DEFAULTS = {"baseline": "models:/humpback-forward@m0", "judge": "", "prompts": "", "temperature": 0.7,
+            "top_p": 0.9, "max_new_tokens": 256, "seed": 0, "judge_max_new_tokens": 256}
+EVALUATION_COLUMNS = {
+    "evaluation_id": "string", "model": "string", "baseline": "string", "judge": "string", "model_pinned": "string",
+    "baseline_pinned": "string", "judge_pinned": "string", "n_prompts": "int", "wins": "int", "ties": "int",
+    "losses": "int", "unparsed": "int", "win_rate": "double", "stderr": "double", "iteration": "int",
+    "prompts": "string", "prompts_sha256": "string", "engine": "string", "judge_engine": "string",
+    "evaluated_at": "timestamp", "mlflow_run_id": "string",
+}
+_ITERATION_ALIAS = re.compile(r"@m(\d+)$")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = stage_parser("evaluate", "Pairwise win rate of a model against a baseline, judged in both orders.")
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--baseline", default=None)
+    parser.add_argument("--model", required=True, metavar="URI", help="the model to evaluate, e.g. models:/humpback-forward@m1")
+    parser.add_argument("--baseline", default=None, metavar="URI",
+                        help="the model it is compared with (default: evaluate.baseline, models:/humpback-forward@m0)")
+    parser.add_argument("--judge", default=None, metavar="URI",
+                        help="the judging model (default: evaluate.judge, else the base model model.base)")
+    parser.add_argument("--prompts", default=None, metavar="PATH",
+                        help="JSONL of {\"instruction\": ...} or an AlpacaEval JSON list (default: evaluate.prompts, "
+                             "else data/sample/eval_prompts.jsonl)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N prompts")
+    parser.add_argument("--engine", choices=ENGINES, default=None,
+                        help="engine for the model and the baseline (default: inference.engine)")
+    parser.add_argument("--judge-engine", choices=ENGINES, default=None, help="engine for the judge (default: --engine)")
+    parser.add_argument("--iteration", type=int, default=None,
+                        help="the model's iteration, recorded with the result (default: K from an alias @mK)")
+    parser.add_argument("--benchmarks", action="store_true",
+                        help="also run lm-eval on siqa, piqa, arc_easy, arc_challenge, openbookqa, mmlu "
+                             "(needs the `eval` extra and locally cached task data)")
     return parser
 
 
+def evaluate_settings(config: dict) -> dict[str, Any]:
+    from pipelines.train import checked_settings
+
+    values = {**DEFAULTS, **checked_settings("evaluate", config.get("evaluate", {}), set(DEFAULTS))}
+    for key in ("temperature", "top_p"):
+        values[key] = float(values[key])
+    for key in ("max_new_tokens", "seed", "judge_max_new_tokens"):
+        values[key] = int(values[key])
+    return values
+
+
+def load_prompts(args: argparse.Namespace, settings: dict):
+    """(path, prompts) with --limit applied; a file in the wrong format is a ValueError naming the fields."""
+    from humpback.evaluation.alpaca import DEFAULT_EVAL_PROMPTS, read_prompts
+
+    if args.limit is not None and args.limit < 1:
+        raise StageError("--limit must be at least 1")
+    path = Path(args.prompts or settings["prompts"] or DEFAULT_EVAL_PROMPTS)
+    return path, read_prompts(path)[:args.limit]
+
+
+def infer_iteration(model_ref: str) -> int | None:
+    match = _ITERATION_ALIAS.search(model_ref)
+    return int(match.group(1)) if match else None
+
+
+def pinned_model(ref: str, engine: str) -> str:
+    """A model identity that does not move with an alias; a served model (openai) is known only by its name.
+    Resolving first also fails fast, with the aliases that exist, before any model is loaded."""
+    from humpback.models import resolve_model
+    from pipelines.augment import stable_model_ref
+
+    return ref if engine == "openai" else stable_model_ref(resolve_model(ref))
+
+
+def answer_request(instruction: str):
+    from humpback.inference.base import Request
+    from humpback.prompts import INFERENCE_TAG
+
+    return Request(messages=({"role": "system", "content": INFERENCE_TAG}, {"role": "user", "content": instruction}))
+
+
+def with_engine(config: dict, ref: str, kind: str, work: Callable[[Any], Any]) -> Any:
+    """work(engine) with a fresh engine for `ref`, closed afterwards so the next model has the memory."""
+    from humpback.inference.base import build_engine
+    from humpback.inference.spark_adapter import engine_spec
+
+    engine = build_engine(engine_spec(config, ref, kind))
+    try:
+        return work(engine)
+    finally:
+        engine.close()
+
+
+def generate_answers(engine, instructions: list[str], sampling) -> tuple[list[str], int]:
+    """(answers, failed): a failed generation answers with empty text, which the judge sees as such."""
+    generations = engine.generate([answer_request(text) for text in instructions], sampling)
+    answers = [generation.texts[0] if generation.texts and not generation.error else "" for generation in generations]
+    return answers, sum(1 for generation in generations if generation.error or not generation.texts)
+
+
+def evaluation_id(pinned: dict[str, str], prompts_sha256: str, n_prompts: int, engines: tuple[str, str],
+                  settings: dict) -> str:
+    """Same models, prompts and settings -> same id: a re-run replaces its row instead of adding one."""
+    decoding = {key: settings[key] for key in ("temperature", "top_p", "max_new_tokens", "seed", "judge_max_new_tokens")}
+    identity = json.dumps([pinned, prompts_sha256, n_prompts, engines, decoding], sort_keys=True)
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    raise StageError("`humpback evaluate` is not built yet (tracked as issue 6)")
+    from humpback.evaluation.alpaca import ModelOutput
+    from humpback.evaluation.judge import judge_pairs
+    from humpback.evaluation.winrate import win_rate
+    from humpback.inference.base import Sampling
+
+    settings = evaluate_settings(ctx.config)
+    prompts_path, prompts = load_prompts(args, settings)
+    engine = args.engine or ctx.config.get("inference", {}).get("engine", "transformers")
+    judge_engine = args.judge_engine or engine
+    refs = {"model": args.model, "baseline": args.baseline or settings["baseline"],
+            "judge": args.judge or settings["judge"] or ctx.config["model"]["base"]}
+    ctx.mlflow_uri  # noqa: B018 - model references may point at the registry
+    pinned = {role: pinned_model(ref, judge_engine if role == "judge" else engine) for role, ref in refs.items()}
+    instructions = [prompt.instruction for prompt in prompts]
+    answer_sampling = Sampling(temperature=settings["temperature"], top_p=settings["top_p"],
+                               max_new_tokens=settings["max_new_tokens"], seed=settings["seed"])
+    print(f"evaluate: {refs['model']} against {refs['baseline']} on {len(prompts)} prompts from {prompts_path}, "
+          f"judge {refs['judge']} ({judge_engine})", flush=True)
+
+    outputs, failed = {}, {}
+    for role in ("model", "baseline"):
+        answers, failed[role] = with_engine(ctx.config, refs[role], engine,
+                                            lambda e: generate_answers(e, instructions, answer_sampling))
+        outputs[role] = [ModelOutput(p.instruction, answer, refs[role], p.dataset) for p, answer in zip(prompts, answers)]
+    judge_sampling = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=settings["judge_max_new_tokens"],
+                              seed=settings["seed"])
+    judgments = with_engine(ctx.config, refs["judge"], judge_engine, lambda e: judge_pairs(
+        e, instructions, [o.output for o in outputs["model"]], [o.output for o in outputs["baseline"]], judge_sampling))
+    result = win_rate([j.outcome for j in judgments], unparsed=sum(j.unparsed for j in judgments))
+
+    prompts_sha256 = hashlib.sha256(prompts_path.read_bytes()).hexdigest()
+    record = {
+        "evaluation_id": evaluation_id(pinned, prompts_sha256, len(prompts), (engine, judge_engine), settings),
+        **refs, **{f"{role}_pinned": value for role, value in pinned.items()},
+        "n_prompts": result.n, "wins": result.wins, "ties": result.ties, "losses": result.losses,
+        "unparsed": result.unparsed, "win_rate": result.win_rate, "stderr": result.stderr,
+        "iteration": args.iteration if args.iteration is not None else infer_iteration(args.model),
+        "prompts": str(prompts_path), "prompts_sha256": prompts_sha256, "engine": engine,
+        "judge_engine": judge_engine, "evaluated_at": datetime.now(UTC),
+    }
+    record_and_log(ctx, record, settings, outputs, judgments, failed, run_benchmarks=args.benchmarks)
+    return 0
+
+
+def record_and_log(ctx: Context, record: dict, settings: dict, outputs: dict, judgments: list, failed: dict,
+                   run_benchmarks: bool) -> None:
+    """MLflow run (parameters, metrics, the AlpacaEval files and the judgments), then the `evaluations` row."""
+    import tempfile
+
+    import mlflow
+
+    from humpback.evaluation.alpaca import write_outputs
+    from humpback.tracking import start_run
+
+    tags = {f"humpback.{role}": record[role] for role in ("model", "baseline", "judge")}
+    with start_run("evaluate", ctx.config, stage="evaluate", tags=tags) as active, \
+            tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_params({**{key: record[key] for key in ("model", "baseline", "judge", "model_pinned",
+                                                           "baseline_pinned", "judge_pinned", "prompts",
+                                                           "prompts_sha256", "engine", "judge_engine", "iteration")},
+                           **{f"evaluate.{key}": value for key, value in settings.items()}})
+        metrics = {key: record[key] for key in ("win_rate", "stderr", "wins", "ties", "losses", "unparsed",
+                                                "n_prompts")}
+        metrics.update({f"answer_errors.{role}": count for role, count in failed.items()})
+        metrics["judge_errors"] = sum(1 for judgment in judgments if judgment.error)
+        mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=record["iteration"] or 0)
+        folder = Path(tmp)
+        for role, rows in outputs.items():
+            write_outputs(folder / f"{role}_outputs.json", rows)
+        (folder / "judgments.jsonl").write_text(
+            "".join(json.dumps(j.to_json(), ensure_ascii=False) + "\n" for j in judgments), encoding="utf-8")
+        mlflow.log_artifacts(str(folder), artifact_path="evaluation")
+        record["mlflow_run_id"] = active.info.run_id
+        store(ctx, record)
+        print_summary(record, failed)
+        if run_benchmarks:
+            log_benchmarks(record)
+
+
+def store(ctx: Context, record: dict) -> None:
+    from pipelines.common import ddl
+
+    frame = ctx.spark.createDataFrame([record], ddl(EVALUATION_COLUMNS))
+    result = ctx.lakehouse.upsert(frame, TABLE, ["evaluation_id"])
+    print(f"evaluate: {TABLE} version {result['version']} ({'replaced' if result['updated'] else 'new'} row "
+          f"{record['evaluation_id']})")
+
+
+def print_summary(record: dict, failed: dict) -> None:
+    print(f"evaluate: {record['model']} vs {record['baseline']}: {record['wins']} wins, {record['ties']} ties, "
+          f"{record['losses']} losses of {record['n_prompts']} prompts ({record['unparsed']} unparsed verdicts "
+          f"scored as ties); win rate {100 * record['win_rate']:.1f}% ± {100 * record['stderr']:.1f} (standard error)")
+    if any(failed.values()):
+        print("evaluate: failed answers (judged as empty): " + ", ".join(f"{k} {v}" for k, v in failed.items()))
+
+
+def log_benchmarks(record: dict) -> None:
+    import mlflow
+
+    from humpback.evaluation.lm_eval import run_benchmarks
+
+    if record["engine"] == "openai":
+        print("benchmarks: lm-eval needs the model's weights; skipped for a served (openai) model")
+        return
+    scores = run_benchmarks(record["model"])
+    if scores:
+        mlflow.log_metrics({f"benchmark.{name}": value for name, value in scores.items()})
+        print("benchmarks: " + ", ".join(f"{name} {value:.3f}" for name, value in sorted(scores.items())))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from pipelines.common import Context, StageError, run_stage, stage_parser
@@ -84,7 +85,8 @@ class TrainingData:
     def label(self) -> str:
         return f"{self.ref.name}@v{self.version}"
 
-    def content_sha256(self) -> str:
+    @cached_property
+    def sha256(self) -> str:
         """sha256 over the rows in example_key order: equal for equal content, whatever the table version."""
         digest = hashlib.sha256()
         for row in sorted(self.rows, key=lambda r: r["example_key"]):
@@ -181,8 +183,24 @@ def gate_settings(config: dict) -> dict:
     return {**GATE_DEFAULTS, **checked_settings("gate", config.get("gate", {}), set(GATE_DEFAULTS))}
 
 
+@dataclass(frozen=True)
+class BaseModel:
+    """The model fine-tuned from: where it resolved to, and the fixed reference and weight hash recorded."""
+
+    resolved: object  # humpback.models.ResolvedModel
+    ref: str
+    fingerprint: str
+
+
+def resolve_base(ref: str | None) -> BaseModel:
+    from humpback.models import resolve_model
+
+    resolved = resolve_model(ref)
+    return BaseModel(resolved=resolved, ref=pinned_ref(resolved), fingerprint=model_fingerprint(resolved))
+
+
 def pinned_ref(resolved) -> str:
-    """The base model's reference as a fixed version: an MLflow alias moves, its version does not."""
+    """The model's reference as a fixed version: an MLflow alias moves, its version does not."""
     if resolved.kind == "mlflow":
         name = resolved.ref.removeprefix("models:/").split("@")[0].split("/")[0]
         return f"models:/{name}/{resolved.version}"
@@ -198,7 +216,7 @@ def model_fingerprint(resolved) -> str:
     return file_fingerprint(resolved.path) if Path(resolved.path).is_dir() else ""
 
 
-def run_params(data: TrainingData, settings, direction: str, base, truncation: Counter) -> dict:
+def run_params(data: TrainingData, settings, direction: str, base: BaseModel, truncation: Counter) -> dict:
     from humpback.training.sft import BACKWARD_TEMPLATE_VERSION, TRUNCATION_POLICY
 
     params = {f"train.{key}": value for key, value in dataclasses.asdict(settings).items()}
@@ -208,26 +226,37 @@ def run_params(data: TrainingData, settings, direction: str, base, truncation: C
         "train.effective_batch_size": per_device * accumulation,
         "train.gradient_accumulation_steps": accumulation,
         "direction": direction, "dataset": data.label, "dataset.table": data.ref.table, "dataset.path": data.path,
-        "dataset.version": data.version, "dataset.sha256": data.content_sha256(), "n_examples": len(data.rows),
+        "dataset.version": data.version, "dataset.sha256": data.sha256, "n_examples": len(data.rows),
         "truncation_policy": TRUNCATION_POLICY,
         **{f"truncation.{kind}": truncation.get(kind, 0) for kind in TRUNCATION_KINDS},
-        **{f"base.{key}": value for key, value in base.lineage().items()},
-        "base.pinned_ref": pinned_ref(base), "base.fingerprint": model_fingerprint(base),
+        **{f"base.{key}": value for key, value in base.resolved.lineage().items()},
+        "base.pinned_ref": base.ref, "base.fingerprint": base.fingerprint,
     })
     if direction == "backward":
         params["backward_template_version"] = BACKWARD_TEMPLATE_VERSION
     return params
 
 
+def delta_source(path: str, version: int):
+    """MLflow's DeltaDatasetSource, except that version 0 stays in the logged source (MLflow 3.17 drops a
+    falsy version, which would make the source read as 'the latest version')."""
+    from mlflow.data.delta_dataset_source import DeltaDatasetSource
+
+    class PinnedDeltaSource(DeltaDatasetSource):
+        def to_dict(self):
+            return {**super().to_dict(), "delta_table_version": self.delta_table_version}
+
+    return PinnedDeltaSource(path=path, delta_table_version=version)
+
+
 def log_dataset(data: TrainingData) -> None:
     """The dataset as an MLflow input: the Delta table and version as its source, our content digest."""
     import mlflow
     import pandas as pd
-    from mlflow.data.delta_dataset_source import DeltaDatasetSource
 
-    sha256 = data.content_sha256()
+    sha256 = data.sha256
     dataset = mlflow.data.from_pandas(pd.DataFrame(data.rows), name=data.label, digest=sha256[:DIGEST_CHARS],
-                                      source=DeltaDatasetSource(path=data.path, delta_table_version=data.version))
+                                      source=delta_source(data.path, data.version))
     selection = "split = 'train'" if data.ref.table == SEED_TABLE else f"set_name = {data.ref.name!r}"
     mlflow.log_input(dataset, context="training", tags={
         "delta.path": data.path, "delta.version": str(data.version), "delta.filter": selection,
@@ -258,25 +287,33 @@ def describe_plan(data: TrainingData, settings, direction: str, base_ref: str) -
             f"max_length {settings.max_length}, {length}")
 
 
-def write_model_folder(folder: Path, settings, base, direction: str, data: TrainingData) -> None:
+def write_model_folder(folder: Path, settings, base: BaseModel, direction: str, data: TrainingData) -> None:
     """The manifest that lets humpback.models load the folder: an adapter over the pinned base, or full weights."""
     from humpback.models import file_fingerprint, write_manifest
 
-    lineage = {"base": pinned_ref(base), "base_fingerprint": model_fingerprint(base), "direction": direction,
-               "dataset": data.label, "dataset_path": data.path, "dataset_sha256": data.content_sha256()}
+    lineage = {"base": base.ref, "base_fingerprint": base.fingerprint, "direction": direction,
+               "dataset": data.label, "dataset_path": data.path, "dataset_sha256": data.sha256}
     if settings.full_finetune:
         write_manifest(folder, weights=".", fingerprint=file_fingerprint(folder), **lineage)
     else:
         write_manifest(folder, adapter="adapter", fingerprint=file_fingerprint(folder / "adapter"), **lineage)
 
 
-def register(folder: Path, name: str, alias: str, data: TrainingData, base) -> int:
+def tag_version(name: str, version: int, tags: dict) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, str(value))
+
+
+def register(folder: Path, name: str, alias: str, data: TrainingData, base: BaseModel) -> int:
     """Register the folder under `name` with the alias, and tag the version with its lineage."""
     from humpback.tracking import register_model_dir
 
     version = register_model_dir(folder, name, alias)
     tag_version(name, version, {"dataset": data.label, "dataset.path": data.path, "dataset.version": data.version,
-                                "dataset.sha256": data.content_sha256(), "base": pinned_ref(base)})
+                                "dataset.sha256": data.sha256, "base": base.ref})
     return version
 
 
@@ -380,27 +417,27 @@ def fit(model, tokenizer, examples: list[dict], settings, folder: Path):
     return result
 
 
-def tag_version(name: str, version: int, tags: dict) -> None:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    for key, value in tags.items():
-        client.set_model_version_tag(name, str(version), key, str(value))
+def print_registered(name: str, version: int, alias: str, run_id: str, result) -> None:
+    print(f"train: registered {name} version {version} as @{alias} (MLflow run {run_id}; "
+          f"{result.steps} steps, {result.tokens_per_second:.0f} tokens/s)")
+    print(f"train: load it with humpback.models.load_model('models:/{name}@{alias}') "
+          f"or pass --model models:/{name}@{alias}")
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     import mlflow
     import torch
 
-    from humpback.models import load_model, resolve_model
+    from humpback.models import load_model
     from humpback.tracking import start_run
 
     settings = train_settings(ctx.config, args)
     gate = gate_settings(ctx.config)
-    data = read_training_data(ctx.lakehouse, parse_dataset(args.dataset))  # fails before any model is loaded
-    base = resolve_model(args.base or ctx.config.get("model", {}).get("base"))
+    ref = parse_dataset(args.dataset)
+    data = read_training_data(ctx.lakehouse, ref)  # fails before any model is loaded
+    base = resolve_base(args.base or ctx.config.get("model", {}).get("base"))
     print(describe_plan(data, settings, args.direction, base.ref), flush=True)
-    tokenizer, model = load_model(base, device="cpu", dtype=torch.float32)  # the Trainer moves it to a GPU
+    tokenizer, model = load_model(base.resolved, device="cpu", dtype=torch.float32)  # the Trainer moves it to a GPU
     examples, truncation = encode_rows(tokenizer, data.rows, args.direction, settings.max_length)
     ctx.mlflow_uri  # noqa: B018 - configures the tracking store
     name = REGISTERED_MODELS[args.direction]
@@ -412,10 +449,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         result = fit(model, tokenizer, examples, settings, Path(tmp))
         write_model_folder(Path(tmp), settings, base, args.direction, data)
         version = register(Path(tmp), name, args.alias, data, base)
-        print(f"train: registered {name} version {version} as @{args.alias} (MLflow run {active.info.run_id}; "
-              f"{result.steps} steps, {result.tokens_per_second:.0f} tokens/s)")
-        print(f"train: load it with humpback.models.load_model('models:/{name}@{args.alias}') "
-              f"or pass --model models:/{name}@{args.alias}")
+        print_registered(name, version, args.alias, active.info.run_id, result)
         if args.direction == "backward" and not args.skip_gate:
             metrics = run_gate(ctx.lakehouse, result.model, tokenizer, data, gate, settings.max_length)
             if metrics:

@@ -1,21 +1,278 @@
-"""`humpback trainset`: Materialize a new version of `training_sets` from seed and curated pairs."""
+"""`humpback trainset`: seed + curated pairs of one iteration -> a new version of `training_sets`.
+
+sql/curated_pairs.sql selects the pairs (score threshold, unflagged candidates, kept segments, one pair per
+instruction, no overlap with the evaluation prompts); sql/training_set.sql adds the seed and the source tags.
+Each run replaces the rows of one set name in a single Delta commit, so every materialization is a new table
+version that `humpback train --dataset NAME@VERSION` can pin, and its MLflow run records the SQL files' sha256
+and every parameter.
+"""
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import math
+import re
+import statistics
 import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
 
 from pipelines.common import Context, StageError, run_stage, stage_parser
+
+TABLE = "training_sets"
+REQUIRED_TABLES = {"seed": "humpback seed --input PATH --format jsonl", "segments": "humpback segment",
+                   "candidates": "humpback augment", "ratings": "humpback curate --iteration K"}
+# [trainset] settings. min_score: the paper's A5 (4.5), applied to a pair's average score: the expected score in
+# logprob mode, the mean of the sampled ratings in generate mode. "any" = no filter on scorer or mode;
+# eval_prompts "" = data/sample/eval_prompts.jsonl. max_eval_overlap above 1.0 turns decontamination off.
+DEFAULTS = {"min_score": 4.5, "max_eval_overlap": 0.5, "ngram": 8, "seed_upsample": 1, "mode": "any",
+            "scorer_model": "any", "eval_prompts": ""}
+ANY = "any"
+MODES = (ANY, "generate", "logprob")
+# Set names go into Delta's replaceWhere predicate, which is a SQL string with no parameter binding; this
+# alphabet has no quote or backslash, so a name can never end the string literal it is placed in.
+SET_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+RATED_PAIRS_QUERY = """
+SELECT count(DISTINCT segment_id, instruction_hash) AS rated
+FROM ratings
+WHERE iteration = :iteration
+  AND (:scorer_model IS NULL OR scorer_model = :scorer_model)
+  AND (:mode IS NULL OR mode = :mode)
+"""
+LENGTH_BIN_CHARS = {"instruction": 25, "output": 250}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = stage_parser("trainset", "Materialize a new version of `training_sets` from seed and curated pairs.")
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--iteration", type=int, required=True)
+    parser.add_argument("--name", required=True, help="the set's name (letters, digits, _ . -), e.g. a5-iter1")
+    parser.add_argument("--iteration", type=int, required=True, help="select on the ratings of this iteration")
+    parser.add_argument("--eval-prompts", default=None, metavar="PATH",
+                        help="evaluation prompts to decontaminate against (JSONL or AlpacaEval JSON; default: "
+                             "trainset.eval_prompts, else data/sample/eval_prompts.jsonl)")
     return parser
 
 
+def checked_set_name(name: str) -> str:
+    if not SET_NAME.match(name):
+        raise StageError(f"--name {name!r}: use only letters, digits, '_', '.' and '-'")
+    return name
+
+
+def trainset_settings(config: dict) -> dict[str, Any]:
+    """DEFAULTS overridden by [trainset], checked and converted."""
+    from pipelines.train import checked_settings
+
+    values = {**DEFAULTS, **checked_settings("trainset", config.get("trainset", {}), set(DEFAULTS))}
+    settings = {"min_score": float(values["min_score"]), "max_eval_overlap": float(values["max_eval_overlap"]),
+                "ngram": int(values["ngram"]), "seed_upsample": int(values["seed_upsample"]),
+                "mode": str(values["mode"]), "scorer_model": str(values["scorer_model"]),
+                "eval_prompts": str(values["eval_prompts"])}
+    if settings["ngram"] < 1 or settings["seed_upsample"] < 1:
+        raise StageError("trainset.ngram and trainset.seed_upsample must be at least 1")
+    if settings["max_eval_overlap"] <= 0:
+        raise StageError("trainset.max_eval_overlap must be above 0 (above 1.0 turns decontamination off)")
+    if settings["mode"] not in MODES:
+        raise StageError(f"trainset.mode {settings['mode']!r}: expected one of {', '.join(MODES)}")
+    return settings
+
+
+def eval_prompts_path(args: argparse.Namespace, settings: dict) -> Path:
+    from humpback.evaluation.alpaca import DEFAULT_EVAL_PROMPTS
+
+    return Path(args.eval_prompts or settings["eval_prompts"] or DEFAULT_EVAL_PROMPTS)
+
+
+def rating_filters(iteration: int, settings: dict) -> dict[str, Any]:
+    """The parameters that pick ratings; "any" becomes NULL, which the SQL reads as no filter."""
+    return {"iteration": iteration,
+            "scorer_model": None if settings["scorer_model"] == ANY else settings["scorer_model"],
+            "mode": None if settings["mode"] == ANY else settings["mode"]}
+
+
+def curated_pairs_params(iteration: int, settings: dict) -> dict[str, Any]:
+    return {**rating_filters(iteration, settings), "min_score": settings["min_score"],
+            "ngram": settings["ngram"], "max_eval_overlap": settings["max_eval_overlap"]}
+
+
+def training_set_params(name: str, iteration: int, settings: dict) -> dict[str, Any]:
+    return {"set_name": name, "iteration": iteration, "seed_upsample": settings["seed_upsample"]}
+
+
+def require_tables(lakehouse) -> None:
+    for table, command in REQUIRED_TABLES.items():
+        if not lakehouse.exists(table):
+            raise StageError(f"no `{table}` table in {lakehouse.root}: run `{command}` first")
+
+
+def register_eval_ngrams(spark, path: Path, n: int) -> int:
+    """The view `eval_ngrams(ngram)` of the evaluation prompts' word n-grams; returns how many prompts."""
+    from humpback.decontamination import ngram_index
+    from humpback.evaluation.alpaca import read_prompts
+
+    prompts = read_prompts(path)
+    grams = sorted(ngram_index((prompt.instruction for prompt in prompts), n))
+    spark.createDataFrame([(gram,) for gram in grams], "ngram string").createOrReplaceTempView("eval_ngrams")
+    return len(prompts)
+
+
+def source_counts(frame) -> dict[str, int]:
+    counts = {row["source"]: int(row["count"]) for row in frame.groupBy("source").count().collect()}
+    return {"seed": counts.get("seed", 0), "augmented": counts.get("augmented", 0)}
+
+
+def empty_set_message(name: str, iteration: int, settings: dict, rated: int) -> str:
+    return (f"training set {name!r} would be empty: the seed has no train rows and none of the {rated} pairs "
+            f"rated in iteration {iteration} passed min_score {settings['min_score']:g} and the other filters; "
+            "nothing written")
+
+
+def materialize(frame, lakehouse, name: str, metadata: dict) -> int:
+    """Replace the set's rows in one commit (a new table version); the version is returned."""
+    frame.write.format("delta").mode("overwrite") \
+        .option("replaceWhere", f"set_name = '{name}'") \
+        .option("userMetadata", json.dumps(metadata, sort_keys=True)) \
+        .save(lakehouse.path(TABLE))
+    return lakehouse.version(TABLE)
+
+
+def example_lengths(frame) -> list[tuple[str, int, int]]:
+    """(source, instruction chars, output chars) for every row; sets are small enough to collect."""
+    from pyspark.sql import functions as F
+
+    rows = frame.select("source", F.length("instruction"), F.length("output")).collect()
+    return [(row[0], int(row[1]), int(row[2])) for row in rows]
+
+
+def length_statistics(lengths: list[tuple[str, int, int]]) -> list[dict]:
+    """Per source and for all rows: n, and mean and sample std of the instruction and output lengths in
+    characters, as in the paper's Table 2."""
+    groups = {source: [row for row in lengths if row[0] == source] for source in ("seed", "augmented")}
+    groups["all"] = lengths
+    stats = []
+    for source, rows in groups.items():
+        entry: dict[str, Any] = {"source": source, "n": len(rows)}
+        for index, field in ((1, "instruction"), (2, "output")):
+            values = [row[index] for row in rows]
+            entry[f"{field}_mean"] = statistics.fmean(values) if values else None
+            entry[f"{field}_std"] = statistics.stdev(values) if len(values) > 1 else None
+        stats.append(entry)
+    return stats
+
+
+def length_histograms(lengths: list[tuple[str, int, int]]) -> dict[str, dict[str, list[tuple[float, int]]]]:
+    """{field: {source: [(bin start, count)]}} for the instruction and output lengths."""
+    histograms = {}
+    for index, field in ((1, "instruction"), (2, "output")):
+        width = LENGTH_BIN_CHARS[field]
+        series: dict[str, Counter] = {}
+        for row in lengths:
+            series.setdefault(row[0], Counter())[row[index] // width * width] += 1
+        histograms[field] = {source: sorted((float(start), n) for start, n in bins.items())
+                             for source, bins in series.items()}
+    return histograms
+
+
+def format_lengths(stats: list[dict]) -> str:
+    from humpback.output import format_table
+
+    def mean_std(row: dict, field: str) -> str:
+        mean, std = row[f"{field}_mean"], row[f"{field}_std"]
+        if mean is None:
+            return "-"
+        return f"{mean:.0f} ± {std:.0f}" if std is not None else f"{mean:.0f}"
+
+    rows = [[row["source"], row["n"], mean_std(row, "instruction"), mean_std(row, "output")] for row in stats]
+    return "lengths in characters (mean ± std)\n" + format_table(["source", "examples", "instruction", "output"], rows)
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    raise StageError("`humpback trainset` is not built yet (tracked as issue 6)")
+    from pyspark.sql import functions as F
+
+    from humpback.sqlfiles import load_sql, query_with_params, run_sql
+
+    name = checked_set_name(args.name)
+    settings = trainset_settings(ctx.config)
+    spark, lakehouse = ctx.spark, ctx.lakehouse
+    require_tables(lakehouse)
+    lakehouse.register_tables()
+    prompts_path = eval_prompts_path(args, settings)
+    n_eval_prompts = register_eval_ngrams(spark, prompts_path, settings["ngram"])
+    curated_sql, set_sql = load_sql("curated_pairs"), load_sql("training_set")
+    run_sql(spark, curated_sql, curated_pairs_params(args.iteration, settings)).createOrReplaceTempView("curated_pairs")
+    training_set = run_sql(spark, set_sql, training_set_params(name, args.iteration, settings))
+
+    rated = int(query_with_params(spark, RATED_PAIRS_QUERY, rating_filters(args.iteration, settings)).first()["rated"])
+    counts = source_counts(training_set)
+    if not sum(counts.values()):
+        raise StageError(empty_set_message(name, args.iteration, settings, rated))
+    lineage = {"set_name": name, "iteration": args.iteration, "settings": settings,
+               "eval_prompts": str(prompts_path), "eval_prompts_sha256": file_sha256(prompts_path),
+               "n_eval_prompts": n_eval_prompts,
+               "sql_sha256": {curated_sql.path.name: curated_sql.sha256, set_sql.path.name: set_sql.sha256}}
+    version = materialize(training_set, lakehouse, name, {"stage": "trainset", **lineage})
+    stored = lakehouse.read(TABLE, version).where(F.col("set_name") == name)
+    lengths = example_lengths(stored)
+    report(ctx, lineage, version, counts, rated, length_statistics(lengths), length_histograms(lengths))
+    return 0
+
+
+def report(ctx: Context, lineage: dict, version: int, counts: dict, rated: int, stats: list[dict],
+           histograms: dict) -> None:
+    """Print the set's size, acceptance rate and lengths; log them with the lineage to an MLflow run."""
+    name, iteration = lineage["set_name"], lineage["iteration"]
+    acceptance = counts["augmented"] / rated if rated else math.nan
+    print(f"trainset: {name!r} (iteration {iteration}) -> {ctx.lakehouse.path(TABLE)} version {version}")
+    print(f"trainset: {sum(counts.values())} examples: {counts['seed']} seed, {counts['augmented']} augmented; "
+          f"accepted {counts['augmented']} of {rated} rated pairs"
+          + (f" ({100 * acceptance:.1f}%)" if rated else ""))
+    if not counts["augmented"]:
+        print(f"trainset: warning: no curated pairs passed the filters; {name!r} holds seed rows only")
+    print(format_lengths(stats))
+    for file, digest in lineage["sql_sha256"].items():
+        print(f"trainset: {file} sha256 {digest}")
+    log_to_mlflow(ctx, lineage, version, counts, rated, acceptance, stats, histograms)
+
+
+def log_to_mlflow(ctx: Context, lineage: dict, version: int, counts: dict, rated: int, acceptance: float,
+                  stats: list[dict], histograms: dict) -> None:
+    import tempfile
+
+    import mlflow
+
+    from humpback import reporting
+    from humpback.tracking import start_run
+
+    name = lineage["set_name"]
+    params = {f"trainset.{key}": value for key, value in lineage["settings"].items()}
+    params.update({
+        "trainset.name": name, "trainset.iteration": lineage["iteration"],
+        "trainset.eval_prompts": lineage["eval_prompts"], "trainset.eval_prompts_sha256": lineage["eval_prompts_sha256"],
+        **{f"trainset.{file.removesuffix('.sql')}_sql_sha256": digest for file, digest in lineage["sql_sha256"].items()},
+        "delta.path": ctx.lakehouse.path(TABLE), "delta.version": version,
+    })
+    metrics = {"examples": sum(counts.values()), "seed": counts["seed"], "augmented": counts["augmented"],
+               "rated": rated, "acceptance_rate": acceptance, "n_eval_prompts": lineage["n_eval_prompts"]}
+    for row in stats:
+        for field in ("instruction", "output"):
+            for statistic in ("mean", "std"):
+                if row[f"{field}_{statistic}"] is not None:
+                    metrics[f"{field}_chars_{statistic}.{row['source']}"] = row[f"{field}_{statistic}"]
+    ctx.mlflow_uri  # noqa: B018 - configures the tracking store
+    tags = {"humpback.trainset": name, "humpback.trainset_version": str(version)}
+    with start_run(f"trainset-{name}", ctx.config, stage="trainset", tags=tags), \
+            tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_params(params)
+        mlflow.log_metrics({key: float(value) for key, value in metrics.items()})
+        for field, series in histograms.items():
+            plot = reporting.histogram_plot(series, f"{name}: {field} lengths (characters)", "characters",
+                                            f"{tmp}/{field}_lengths.png", LENGTH_BIN_CHARS[field])
+            mlflow.log_artifact(str(plot))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,18 +16,16 @@ Truncation policy (TRUNCATION_POLICY), applied when prompt + completion + EOS ex
 encode_example reports which step fired: 'none', 'completion_tail', 'prompt_tail' or 'both'.
 """
 
-import hashlib
-
 import torch
 
-SEED_TAG = "Answer in the style of an AI Assistant."
-WEB_TAG = "Answer with knowledge from web search."
-INFERENCE_TAG = f"{SEED_TAG} {WEB_TAG}"
-
-BACKWARD_TEMPLATE = (
-    "Below is a text. Write the most likely instruction or question from a user for which this text "
-    "would be a great answer. Reply with the instruction only.\n\n"
-    "Text:\n{output}"
+from humpback.prompts import (  # noqa: F401 - re-exported: training code names them from here
+    BACKWARD_TEMPLATE,
+    BACKWARD_TEMPLATE_VERSION,
+    INFERENCE_TAG,
+    SEED_TAG,
+    WEB_TAG,
+    backward_prompt,
+    template_version,
 )
 
 PLAIN_HEADERS = {"system": "### System:\n", "user": "### Instruction:\n"}
@@ -38,18 +36,6 @@ TRUNCATION_POLICY = "completion_tail_min_half_then_prompt_user_tail"
 _FIT_ROUNDS = 8  # re-tokenizing a cut text can shift its length by a token or two; a few rounds settle it
 
 DIRECTIONS = ("forward", "backward")
-
-
-def template_version(text: str) -> str:
-    """Content hash naming a prompt template's version: sha256 hex, first 12 characters."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-BACKWARD_TEMPLATE_VERSION = template_version(BACKWARD_TEMPLATE)
-
-
-def backward_prompt(output: str) -> str:
-    return BACKWARD_TEMPLATE.format(output=output)
 
 
 def build_messages(instruction: str, output: str, direction: str, tag: str | None = None):

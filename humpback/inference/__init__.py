@@ -1,0 +1,1 @@
+"""Batch inference: engines behind one interface, the rating parser, and the Spark adapter."""

@@ -1,0 +1,174 @@
+"""Batch inference inside Spark: chunked, resumable, one engine per Python worker.
+
+The driver splits the rows still to do into chunks (by a hash of their key, so no global sort is needed), and
+for each chunk runs `mapInArrow` over partitions sized for the engine, materializes the results once, and MERGEs
+them into the target table. A job that dies loses at most the chunk in flight; a rerun computes the rows still
+missing and does only those. Progress (rows done of total, tokens per second, ETA) is printed after every chunk.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from humpback.inference.base import Engine, EngineSpec, get_engine
+
+# A handler turns a list of input rows into output rows with one engine; it runs on the workers.
+Handler = Callable[[list[dict], Engine], list[dict]]
+
+
+@dataclass(frozen=True)
+class InferencePlan:
+    """How a stage runs its model over a DataFrame."""
+
+    stage: str
+    table: str
+    keys: tuple[str, ...]
+    output_columns: dict[str, str]  # name -> Spark type; must include prompt_tokens, completion_tokens, status
+    spec: EngineSpec
+    handler: Handler
+    chunk_rows: int = 512
+    partitions: int | None = None  # default: one per core (CPU) or per GPU
+    gpus_per_task: float = 0.0  # > 0 on a GPU cluster: tasks request GPUs through a ResourceProfile
+    fail_after_rows: int | None = None  # test hook: once this many rows are stored, the next chunk crashes
+
+
+@dataclass
+class InferenceStats:
+    rows_total: int = 0
+    rows_done: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    status_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return (self.prompt_tokens + self.completion_tokens) / self.seconds if self.seconds else 0.0
+
+    @property
+    def generated_tokens_per_second(self) -> float:
+        return self.completion_tokens / self.seconds if self.seconds else 0.0
+
+
+class InjectedFailure(RuntimeError):
+    """Raised on purpose by `fail_after_rows`, to test that a killed job resumes cleanly."""
+
+
+def map_rows(spec: EngineSpec, handler: Handler, output_columns: dict[str, str],
+             crash: bool = False) -> Callable[[Iterator], Iterator]:
+    """The mapInArrow function: each Arrow batch's rows go through `handler` with this worker's engine.
+
+    `crash` makes the worker die after doing its first batch's work, like a lost executor (a test hook).
+    """
+    from pipelines.common import arrow_schema, record_batch
+
+    schema = arrow_schema(output_columns)
+
+    def run(batches: Iterator) -> Iterator:
+        if spec.kind == "vllm":
+            # vLLM's own worker processes must not fork a process that already holds CUDA state.
+            os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
+        engine = get_engine(spec)
+        for batch in batches:
+            results = handler(batch.to_pylist(), engine)
+            if crash:
+                raise InjectedFailure("injected failure (inference.fail_after_rows)")
+            yield record_batch(results, schema)
+
+    return run
+
+
+def gpu_profile(gpus_per_task: float):
+    """A ResourceProfile asking for GPUs per task (stage-level scheduling on a cluster)."""
+    from pyspark.resource import ResourceProfileBuilder, TaskResourceRequests
+
+    return ResourceProfileBuilder().require(TaskResourceRequests().cpus(1).resource("gpu", gpus_per_task)).build
+
+
+def run_inference(lakehouse, todo, plan: InferencePlan, log: Callable[[str], None] = print) -> InferenceStats:
+    """Run `plan.handler` over every row of `todo` (rows not yet done) and MERGE the results into the table."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from pipelines.common import ddl
+
+    spark = todo.sparkSession
+    todo = todo.persist(StorageLevel.DISK_ONLY)
+    stats = InferenceStats(rows_total=todo.count())
+    if stats.rows_total == 0:
+        todo.unpersist()
+        log(f"{plan.stage}: nothing to do (every row is already in `{plan.table}`)")
+        return stats
+    partitions = plan.partitions or spark.sparkContext.defaultParallelism
+    n_chunks = max(1, math.ceil(stats.rows_total / plan.chunk_rows))
+    key = F.concat_ws("\x00", *[F.col(k).cast("string") for k in plan.keys])
+    chunked = todo.withColumn("_chunk", F.pmod(F.xxhash64(key), F.lit(n_chunks)))
+    profile = gpu_profile(plan.gpus_per_task) if plan.gpus_per_task > 0 else None
+    log(f"{plan.stage}: {stats.rows_total} rows to do in {n_chunks} chunk(s) of ~{plan.chunk_rows}, "
+        f"{partitions} partition(s), engine {plan.spec.kind} ({plan.spec.model_ref})")
+    started = time.monotonic()
+    try:
+        for chunk in range(n_chunks):
+            rows = chunked.where(F.col("_chunk") == chunk).drop("_chunk").repartition(partitions)
+            crash = plan.fail_after_rows is not None and stats.rows_done >= plan.fail_after_rows
+            worker = map_rows(plan.spec, plan.handler, plan.output_columns, crash)
+            results = rows.mapInArrow(worker, ddl(plan.output_columns), profile=profile) \
+                .persist(StorageLevel.MEMORY_AND_DISK)
+            try:
+                summary = results.groupBy("status").agg(F.count("*").alias("n"), F.sum("prompt_tokens").alias("p"),
+                                                        F.sum("completion_tokens").alias("c")).collect()
+                lakehouse.upsert(results, plan.table, list(plan.keys))
+            finally:
+                results.unpersist()
+            for row in summary:
+                stats.rows_done += row["n"]
+                stats.prompt_tokens += row["p"] or 0
+                stats.completion_tokens += row["c"] or 0
+                stats.status_counts[row["status"]] = stats.status_counts.get(row["status"], 0) + row["n"]
+            stats.seconds = time.monotonic() - started
+            log(progress_line(plan.stage, stats))
+    finally:
+        todo.unpersist()
+    return stats
+
+
+def progress_line(stage: str, stats: InferenceStats) -> str:
+    done, total = stats.rows_done, stats.rows_total
+    rate = done / stats.seconds if stats.seconds else 0.0
+    eta = (total - done) / rate if rate else float("nan")
+    return (f"{stage}: {done}/{total} rows ({100.0 * done / total:.0f}%), "
+            f"{stats.tokens_per_second:.0f} tokens/s ({stats.generated_tokens_per_second:.0f} generated/s), "
+            f"{rate:.2f} rows/s, ETA {format_seconds(eta)}")
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds != seconds:  # NaN: no rate yet
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+SCHEDULING_KEYS = frozenset({"engine", "chunk_rows", "partitions", "gpus_per_task", "fail_after_rows"})
+
+
+def engine_spec(config: dict[str, Any], model_ref: str, engine: str | None = None) -> EngineSpec:
+    """Config [inference] (its engine settings plus the [inference.<engine>] table) as a spec for the workers."""
+    settings = config.get("inference", {})
+    kind = engine or settings.get("engine", "transformers")
+    options = {k: v for k, v in settings.items() if k not in SCHEDULING_KEYS and not isinstance(v, dict)}
+    options.update(settings.get(kind, {}))
+    return EngineSpec(kind=kind, model_ref=model_ref, options=tuple(sorted(options.items())))
+
+
+def plan_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The scheduling settings of config [inference] as InferencePlan keyword arguments."""
+    settings = config.get("inference", {})
+    return {
+        "chunk_rows": int(settings.get("chunk_rows", 512)),
+        "partitions": int(settings["partitions"]) if settings.get("partitions") else None,
+        "gpus_per_task": float(settings.get("gpus_per_task", 0.0)),
+        "fail_after_rows": int(settings["fail_after_rows"]) if settings.get("fail_after_rows") else None,
+    }

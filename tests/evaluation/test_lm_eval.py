@@ -1,0 +1,26 @@
+"""The lm-eval wrapper: without lm-eval it says so in one line and skips; result parsing."""
+import sys
+
+import pytest
+
+from humpback.evaluation.lm_eval import PAPER_BENCHMARKS, accuracies, run_benchmarks
+
+
+def test_without_lm_eval_it_says_so_in_one_line_and_skips(monkeypatch):
+    monkeypatch.setitem(sys.modules, "lm_eval", None)  # makes `import lm_eval` fail as if not installed
+    lines = []
+    assert run_benchmarks("embedded:smollm2-135m-instruct", say=lines.append) == {}
+    assert len(lines) == 1 and "lm-eval is not installed" in lines[0]
+    assert all(name in lines[0] for name in PAPER_BENCHMARKS)
+
+
+def test_unknown_benchmarks_are_refused():
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        run_benchmarks("embedded:smollm2-135m-instruct", ["hellaswag"])
+
+
+def test_accuracies_are_read_per_benchmark():
+    results = {"social_iqa": {"acc,none": 0.41, "acc_stderr,none": 0.01}, "piqa": {"acc,none": 0.6, "acc_norm,none": 0.62},
+               "mmlu": {"acc,none": 0.25}}
+    assert accuracies(results, ["siqa", "piqa", "mmlu", "arc_easy"]) == {
+        "siqa.acc": 0.41, "piqa.acc": 0.6, "piqa.acc_norm": 0.62, "mmlu.acc": 0.25}

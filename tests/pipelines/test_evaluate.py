@@ -1,0 +1,73 @@
+"""`humpback evaluate` end to end on the embedded model, and its one-line errors."""
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines import evaluate
+
+EMBEDDED = "embedded:smollm2-135m-instruct"
+
+
+@pytest.fixture(scope="module")
+def evaluated(spark, tmp_path_factory, embedded_model_dir):
+    """One evaluation: 3 prompts, short answers, the embedded model as model, baseline and judge."""
+    from humpback.lakehouse import Lakehouse
+    from humpback.tracking import configure_mlflow
+
+    root = tmp_path_factory.mktemp("evaluate")
+    lakehouse = Lakehouse(spark, str(root / "lakehouse"))
+    argv = ["--model", EMBEDDED, "--baseline", EMBEDDED, "--judge", EMBEDDED, "--limit", "3", "--iteration", "1",
+            "--engine", "transformers", "--set", "evaluate.max_new_tokens=24",
+            "--set", "evaluate.judge_max_new_tokens=24", "--lakehouse", lakehouse.root,
+            "--mlflow-uri", configure_mlflow(f"sqlite:///{root / 'mlflow.db'}")]
+    assert evaluate.main(argv) == 0
+    return lakehouse
+
+
+def test_evaluate_writes_a_row_to_evaluations(evaluated):
+    (row,) = evaluated.read("evaluations").collect()
+    assert (row.model, row.baseline, row.judge, row.iteration, row.n_prompts) == (EMBEDDED, EMBEDDED, EMBEDDED, 1, 3)
+    assert row.wins + row.ties + row.losses == 3 and 0 <= row.win_rate <= 1
+    assert row.win_rate == pytest.approx((row.wins + 0.5 * row.ties) / 3)
+    assert row.evaluated_at is not None and row.mlflow_run_id and len(row.evaluation_id) == 32
+
+
+def test_evaluate_logs_metrics_and_alpaca_eval_files_to_mlflow(evaluated):
+    import mlflow
+
+    from humpback.evaluation.alpaca import read_outputs
+
+    (row,) = evaluated.read("evaluations").collect()
+    run = mlflow.get_run(row.mlflow_run_id)
+    assert run.data.metrics["win_rate"] == pytest.approx(row.win_rate)
+    assert {"stderr", "wins", "ties", "losses", "unparsed"} <= set(run.data.metrics)
+    folder = mlflow.artifacts.download_artifacts(run_id=row.mlflow_run_id, artifact_path="evaluation")
+    outputs = read_outputs(f"{folder}/model_outputs.json")
+    assert len(outputs) == 3 and {o.generator for o in outputs} == {EMBEDDED}
+    judgments = [json.loads(line) for line in Path(folder, "judgments.jsonl").read_text().splitlines()]
+    assert [j["outcome"] for j in judgments].count("win") == row.wins
+
+
+def test_a_prompt_file_in_the_wrong_format_names_the_expected_fields(tmp_path, capsys):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"question": "What is rain?"}) + "\n")
+    assert evaluate.main(["--model", EMBEDDED, "--prompts", str(prompts), "--lakehouse", str(tmp_path / "l")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "line 1: no 'instruction' text; expected a JSON list or JSONL of objects with an 'instruction' field" in err
+
+
+def test_a_missing_alias_names_the_aliases_that_exist(tmp_path, mlflow_store, capsys):
+    from humpback.tracking import register_model_dir, start_run
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    with start_run("register", {}):
+        register_model_dir(folder, "humpback-forward", "m0")
+    code = evaluate.main(["--model", "models:/humpback-forward@m7", "--lakehouse", str(tmp_path / "l"),
+                          "--mlflow-uri", mlflow_store])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "has no alias 'm7'" in err and "@m0 (v1)" in err

@@ -1,0 +1,186 @@
+"""`humpback train` on real Spark, Delta and MLflow with a tiny randomly initialised model (the embedded model's
+tokenizer and chat template, a two-layer body) so that training, the gate and loading back take seconds."""
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipelines import seed, train
+
+SEED_FILE = Path(__file__).resolve().parents[2] / "data" / "sample" / "seed.jsonl"
+TRAIN_SETTINGS = ["--max-steps", "2", "--set", "train.max_length=256", "--set", "train.batch_size=2",
+                  "--set", "gate.max_examples=4", "--set", "gate.max_new_tokens=8"]
+SET_COLUMNS = "set_name string, iteration int, example_key string, instruction string, output string, " \
+              "source string, tag string"
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory, embedded_model_dir):
+    """A local model folder: SmolLM2's tokenizer over a two-layer Llama with random weights."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    folder = tmp_path_factory.mktemp("tiny-base")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def call(main, argv):
+    """A stage's main in this process (it reuses the session's Spark): (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def trained(spark, tmp_path_factory, tiny_base, embedded_model_dir):
+    """The seed loaded once, then a backward, a forward and a fully fine-tuned forward model trained on it."""
+    from humpback.lakehouse import Lakehouse
+    from humpback.tracking import configure_mlflow
+
+    root = tmp_path_factory.mktemp("train-stage")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    stores = ["--lakehouse", str(root / "lakehouse"), "--mlflow-uri", uri]
+    # registry downloads are cached under the models folder: keep this module's apart from everyone else's
+    models = root / "models"
+    models.mkdir()
+    (models / embedded_model_dir.name).symlink_to(embedded_model_dir)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("HUMPBACK_MODELS", str(models))
+        configure_mlflow(uri)
+        code, _, err = call(seed.main, ["--input", str(SEED_FILE), "--format", "jsonl", *stores])
+        assert code == 0, err
+        outputs = {}
+        for direction, alias, extra in (("backward", "myx", []), ("forward", "m0", []),
+                                        ("forward", "full", ["--full-finetune"])):
+            argv = ["--direction", direction, "--dataset", "seed", "--alias", alias, "--base", str(tiny_base),
+                    *TRAIN_SETTINGS, *extra, *stores]
+            code, out, err = call(train.main, argv)
+            assert code == 0, err[-3000:]
+            outputs[alias] = out + err
+        yield {"lakehouse": Lakehouse(spark, str(root / "lakehouse")), "stores": stores, "outputs": outputs}
+
+
+def _version(name, alias):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient().get_model_version_by_alias(name, alias)
+
+
+def _run(alias):
+    from mlflow.tracking import MlflowClient
+
+    model_version = _version("humpback-backward" if alias == "myx" else "humpback-forward", alias)
+    return MlflowClient().get_run(model_version.run_id)
+
+
+def test_models_are_registered_with_aliases_and_dataset_lineage(trained, tiny_base):
+    n_train = trained["lakehouse"].read("seed").where("split = 'train'").count()
+    for name, alias in (("humpback-backward", "myx"), ("humpback-forward", "m0"), ("humpback-forward", "full")):
+        version = _version(name, alias)
+        assert version.tags["dataset"] == "seed@v0" and version.tags["dataset.version"] == "0"
+        assert re.fullmatch(r"[0-9a-f]{64}", version.tags["dataset.sha256"])
+        run = _run(alias)
+        assert run.data.params["n_examples"] == str(n_train)
+        assert run.data.params["dataset.sha256"] == version.tags["dataset.sha256"]
+        assert run.data.params["train.max_length"] == "256" and run.data.params["train.max_steps"] == "2"
+        assert run.data.params["base.ref"] == run.data.params["base.pinned_ref"] == str(tiny_base)
+        assert re.fullmatch(r"[0-9a-f]{64}", run.data.params["base.fingerprint"])
+        assert sum(int(run.data.params[f"truncation.{kind}"]) for kind in train.TRUNCATION_KINDS) == n_train
+        [dataset_input] = run.inputs.dataset_inputs
+        assert dataset_input.dataset.name == "seed@v0" and dataset_input.dataset.source_type == "delta_table"
+        assert dataset_input.dataset.digest == version.tags["dataset.sha256"][:train.DIGEST_CHARS]
+        assert '"delta_table_version": 0' in dataset_input.dataset.source
+        input_tags = {tag.key: tag.value for tag in dataset_input.tags}
+        assert input_tags["delta.version"] == "0" and input_tags["content_sha256"] == version.tags["dataset.sha256"]
+        assert input_tags["delta.path"] == trained["lakehouse"].path("seed")
+    assert "load it with humpback.models.load_model('models:/humpback-forward@m0')" in trained["outputs"]["m0"]
+
+
+def test_loss_curve_and_throughput_are_logged(trained):
+    from mlflow.tracking import MlflowClient
+
+    run = _run("m0")
+    history = MlflowClient().get_metric_history(run.info.run_id, "loss")
+    assert [metric.step for metric in history] == [1, 2]
+    assert all(metric.value > 0 for metric in history)
+    assert run.data.metrics["train_tokens_per_second"] > 0 and run.data.metrics["steps"] == 2
+    assert "'loss'" in trained["outputs"]["m0"]  # the trainer's progress reaches the terminal
+
+
+def test_backward_gate_metrics_are_logged_and_printed(trained):
+    from mlflow.tracking import MlflowClient
+
+    run = _run("myx")
+    assert run.data.metrics["gate.n"] == 4
+    assert 0 <= run.data.metrics["gate.rougeL_f"] <= 1 and 0 <= run.data.metrics["gate.echo_share"] <= 1
+    table = MlflowClient().load_table(run.info.experiment_id, "gate/dev_predictions.json", [run.info.run_id])
+    assert list(table.columns) == ["example_id", "reference", "predicted"] and len(table) == 4
+    assert _version("humpback-backward", "myx").tags["gate.n"] == "4"
+    assert "gate: ROUGE-L F1" in trained["outputs"]["myx"]
+    assert "gate.rougeL_f" not in _run("m0").data.metrics
+
+
+@pytest.mark.parametrize("alias", ["m0", "full"])
+def test_forward_model_loads_by_alias_and_generates(trained, alias):
+    from humpback.models import load_model, resolve_model
+
+    ref = f"models:/humpback-forward@{alias}"
+    assert resolve_model(ref).is_adapter == (alias == "m0")
+    tokenizer, model = load_model(ref, device="cpu")
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is pip?"}], tokenize=False,
+                                           add_generation_prompt=True)
+    inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    output = model.generate(**inputs, max_new_tokens=3, min_new_tokens=3, do_sample=False)
+    assert output.shape[1] == inputs["input_ids"].shape[1] + 3
+
+
+@pytest.fixture(scope="module")
+def training_sets(trained, spark):
+    """`training_sets`: version 0 empty, version 1 with set a5 (a seed and an augmented pair)."""
+    from humpback.training.sft import SEED_TAG, WEB_TAG
+
+    lakehouse = trained["lakehouse"]
+    lakehouse.write(spark.createDataFrame([], SET_COLUMNS), "training_sets")
+    rows = [("a5", 1, "k1", "What is pip?", "The installer.", "seed", SEED_TAG),
+            ("a5", 1, "k2", "What is a wheel?", "A built package.", "augmented", WEB_TAG)]
+    lakehouse.write(spark.createDataFrame(rows, SET_COLUMNS), "training_sets")
+    return lakehouse
+
+
+def test_unknown_or_empty_dataset_fails_in_one_line_before_loading_a_model(trained, training_sets, monkeypatch):
+    import humpback.models
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(humpback.models, "load_model", no_model)
+    monkeypatch.setattr(humpback.models, "resolve_model", no_model)
+    cases = {"a4": "no training set 'a4' in training_sets@v1 (nothing to train on); sets there: a5",
+             "a5@0": "no training set 'a5' in training_sets@v0 (nothing to train on); sets there: none",
+             "a5@v7": "`training_sets` has versions 0..1, not 7",
+             "a5@latest": "--dataset 'a5@latest': the version after @ must be a number, e.g. a5@3"}
+    for dataset, message in cases.items():
+        code, out, err = call(train.main, ["--direction", "forward", "--dataset", dataset, "--alias", "m1",
+                                           *trained["stores"]])
+        assert (code, out, err) == (2, "", f"humpback train: error: {message}\n")
+
+
+def test_training_set_rows_keep_their_source_tags_and_digest(training_sets):
+    from humpback.training.sft import SEED_TAG, WEB_TAG
+
+    data = train.read_training_data(training_sets, train.parse_dataset("a5"))
+    assert data.label == "a5@v1" and [row["example_key"] for row in data.rows] == ["k1", "k2"]
+    assert [train.forward_tag(row) for row in data.rows] == [SEED_TAG, WEB_TAG]
+    pinned = train.read_training_data(training_sets, train.parse_dataset("a5@v1"))
+    assert pinned.sha256 == data.sha256
