@@ -114,7 +114,9 @@ def _resolve_mlflow(ref: str) -> ResolvedModel:
         model_version = tracking.model_version_by_alias(name, match["alias"])
     else:
         model_version = tracking.model_version_by_number(name, match["version"])
-    cache = models_dir() / ".registry-cache" / name / str(model_version.version)
+    # Keyed by the artifact location too: version 1 of a name in another tracking store is another model.
+    source_digest = hashlib.sha256(str(model_version.source).encode()).hexdigest()[:12]
+    cache = models_dir() / ".registry-cache" / name / f"v{model_version.version}-{source_digest}"
     if not (cache / MANIFEST).exists():
         staging = cache.with_name(cache.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)

@@ -56,6 +56,9 @@ def session_settings(settings: dict[str, Any] | None = None) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(settings.get("shuffle_partitions", 8)),
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
+        # Named parameters (`spark.sql(text, args=...)`): Delta's SQL parser drops them since Spark 4.1
+        # (delta-io/delta#7640); binding them in the analyzer, as Spark 4.0 did, works. We bind constants only.
+        "spark.sql.legacy.parameterSubstitution.constantsOnly": "true",
         # Wide signal structs would otherwise log a plan-truncation warning on every job.
         "spark.sql.debug.maxToStringFields": "500",
     })

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-LEGACY_BINDING = "spark.sql.legacy.parameterSubstitution.constantsOnly"
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 # String literals and comments, matched together so that `--` inside a string is not taken for a comment.
 _NOT_CODE = re.compile(r"'(?:[^'\\]|\\.)*'|--[^\n]*|/\*.*?\*/", re.DOTALL)
@@ -62,12 +61,5 @@ def run_sql(spark, sql: SqlFile, params: Mapping[str, Any]):
 
 
 def query_with_params(spark, text: str, params: Mapping[str, Any]):
-    """spark.sql(text, args=params) in a session where named parameters are bound.
-
-    Spark 4.1 moved parameter binding into the SQL parser, and Delta's parser (which wraps Spark's) drops the
-    parameters (delta-io/delta#7640), so every marker would be reported unbound. The legacy setting binds them
-    in the analyzer instead, as Spark 4.0 did; our queries use markers only where constants go, which is all
-    that mode allows.
-    """
-    spark.conf.set(LEGACY_BINDING, "true")
+    """spark.sql(text, args=params): values bound as literals (see humpback.spark for the binding setting)."""
     return spark.sql(text, args=dict(params))

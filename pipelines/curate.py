@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from pipelines.augment import instruction_hash, stable_model_ref
+from pipelines.augment import stable_model_ref
 from pipelines.common import Context, StageError, run_stage, stage_parser
 
 KEYS = ("segment_id", "iteration", "scorer_model", "mode")

@@ -14,7 +14,6 @@ from pipelines.common import Context, run_stage, run_stages, stage_parser
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = PROJECT_ROOT / "conf" / "demo.toml"
-SAMPLE = PROJECT_ROOT / "data" / "sample"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,9 +27,9 @@ def demo_steps(config: dict, iterations: int) -> list[tuple[str, list[str]]]:
     max_steps = ["--max-steps", str(settings["max_steps"])] if settings.get("max_steps") else []
     last = f"models:/humpback-forward@m{iterations}"
     return [
-        ("ingest", ["--input", str(SAMPLE / "*.warc.gz")]),
+        ("ingest", ["--input", str(PROJECT_ROOT / settings["corpus"])]),
         ("segment", []),
-        ("seed", ["--input", str(SAMPLE / "seed.jsonl"), "--format", "jsonl"]),
+        ("seed", ["--input", str(PROJECT_ROOT / settings["seed"]), "--format", "jsonl"]),
         ("train", ["--direction", "backward", "--dataset", "seed", "--alias", "myx", *max_steps]),
         ("train", ["--direction", "forward", "--dataset", "seed", "--alias", "m0", *max_steps, "--skip-gate"]),
         ("augment", ["--limit", str(settings["segments"])]),
@@ -77,7 +76,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     minutes = (time.monotonic() - started) / 60
     print(f"\n=== humpback demo: done in {minutes:.1f} minutes\n")
     print(format_table(["", "value"], summary_rows(ctx, args.iterations)))
-    print(f"""
+    print("""
 Where to look next:
   make mlflow-ui            # runs, metrics, plots and the model registry (myx, m0, m1, ...) at http://127.0.0.1:5000
   .venv/bin/humpback tables

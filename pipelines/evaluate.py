@@ -195,6 +195,7 @@ def record_and_log(ctx: Context, record: dict, settings: dict, outputs: dict, ju
                                                 "n_prompts")}
         metrics.update({f"answer_errors.{role}": count for role, count in failed.items()})
         metrics["judge_errors"] = sum(1 for judgment in judgments if judgment.error)
+        metrics["constrained_verdicts"] = sum(judgment.constrained for judgment in judgments)
         mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=record["iteration"] or 0)
         folder = Path(tmp)
         for role, rows in outputs.items():

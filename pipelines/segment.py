@@ -124,7 +124,6 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from humpback.tracking import start_run
 
     spark, lakehouse = ctx.spark, ctx.lakehouse
     if not lakehouse.exists("pages"):

@@ -4,6 +4,10 @@ The judge writes a short comparison, then its verdict on the last line: `Winner:
 `Winner: tie`. As with ratings, the LAST line containing `Winner:` (any case, markdown emphasis allowed) is read;
 no such line, or another value on it, leaves the verdict unparsed.
 
+A reply without a readable verdict keeps its reasoning, and the verdict is then read from the judge's own
+next-token distribution after "Winner:" over A / B / tie (counted as `constrained`), as curate does for scores;
+small judges rarely finish with the exact line, and a tie for every such pair would hide their preference.
+
 Judges prefer a position (often the first answer). Every pair is therefore judged twice, the model's answer
 shown first (as A) and then second (as B); a win or a loss needs both verdicts to agree, and anything else (a
 disagreement, a tie in either order, an unparsed verdict) is a tie. Unparsed pairs are counted separately.
@@ -16,6 +20,9 @@ from dataclasses import asdict, dataclass
 
 from humpback.evaluation.winrate import LOSS, TIE, WIN
 from humpback.inference.base import Engine, Generation, Request, Sampling
+
+VERDICT_PREFIX = "Winner:"
+VERDICT_TOKENS = ("A", "B", "tie")
 
 JUDGE_TEMPLATE = """Two AI assistants answered the same instruction from a user. Decide which answer follows the instruction better: it does what the user asked, it is correct, complete and clear, and it contains nothing irrelevant. A longer answer is not better for being longer, and the order in which the answers appear must not influence you.
 
@@ -91,6 +98,7 @@ class Judgment:
     model_second_verdict: str | None
     outcome: str  # win | tie | loss, for the model
     error: str | None = None  # the engine's error for either request (its verdict is then unparsed)
+    constrained: int = 0  # verdicts read from the judge's next-token distribution (0, 1 or 2)
 
     @property
     def unparsed(self) -> bool:
@@ -104,8 +112,19 @@ def reply_text(generation: Generation) -> str:
     return generation.texts[0] if generation.texts and not generation.error else ""
 
 
+def constrained_verdict(engine: Engine, request: Request, reply: str) -> str | None:
+    """The judge's most likely verdict after its own reasoning and "Winner:"; None if the engine cannot say."""
+    cut = reply.lower().rfind("winner")
+    reasoning = (reply[:cut] if cut >= 0 else reply).rstrip()
+    prefix = f"{reasoning}\n{VERDICT_PREFIX}" if reasoning else VERDICT_PREFIX
+    scores = engine.next_token_probs([Request(request.messages, prefix)], VERDICT_TOKENS)[0]
+    if scores.error or not scores.probs:
+        return None
+    return max(scores.probs, key=scores.probs.get)
+
+
 def judge_pairs(engine: Engine, instructions: Sequence[str], model_outputs: Sequence[str],
-                baseline_outputs: Sequence[str], sampling: Sampling) -> list[Judgment]:
+                baseline_outputs: Sequence[str], sampling: Sampling, constrained_fallback: bool = True) -> list[Judgment]:
     """Judge every pair in both orders, in one batch of 2n requests."""
     if not len(instructions) == len(model_outputs) == len(baseline_outputs):
         raise ValueError("judge_pairs needs one model output and one baseline output per instruction")
@@ -117,8 +136,13 @@ def judge_pairs(engine: Engine, instructions: Sequence[str], model_outputs: Sequ
     for index, (text, mine, theirs) in enumerate(triples):
         pair = (generations[index], generations[index + len(triples)])
         first, second = (reply_text(generation) for generation in pair)
-        first_verdict, second_verdict = parse_verdict(first), parse_verdict(second)
+        verdicts = [parse_verdict(first), parse_verdict(second)]
+        constrained = 0
+        for slot, (generation, reply) in enumerate(zip(pair, (first, second))):
+            if verdicts[slot] is None and generation.error is None and constrained_fallback:
+                verdicts[slot] = constrained_verdict(engine, requests[index + slot * len(triples)], reply)
+                constrained += verdicts[slot] is not None
         error = "; ".join(generation.error for generation in pair if generation.error) or None
-        judgments.append(Judgment(text, mine, theirs, first, second, first_verdict, second_verdict,
-                                  combine(first_verdict, second_verdict), error))
+        judgments.append(Judgment(text, mine, theirs, first, second, verdicts[0], verdicts[1],
+                                  combine(verdicts[0], verdicts[1]), error, constrained))
     return judgments

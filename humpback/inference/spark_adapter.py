@@ -103,6 +103,7 @@ def run_inference(lakehouse, todo, plan: InferencePlan, log: Callable[[str], Non
         log(f"{plan.stage}: nothing to do (every row is already in `{plan.table}`)")
         return stats
     partitions = plan.partitions or spark.sparkContext.defaultParallelism
+    spec = with_cpu_threads(plan.spec, spark, partitions)
     n_chunks = max(1, math.ceil(stats.rows_total / plan.chunk_rows))
     key = F.concat_ws("\x00", *[F.col(k).cast("string") for k in plan.keys])
     chunked = todo.withColumn("_chunk", F.pmod(F.xxhash64(key), F.lit(n_chunks)))
@@ -114,7 +115,7 @@ def run_inference(lakehouse, todo, plan: InferencePlan, log: Callable[[str], Non
         for chunk in range(n_chunks):
             rows = chunked.where(F.col("_chunk") == chunk).drop("_chunk").repartition(partitions)
             crash = plan.fail_after_rows is not None and stats.rows_done >= plan.fail_after_rows
-            worker = map_rows(plan.spec, plan.handler, plan.output_columns, crash)
+            worker = map_rows(spec, plan.handler, plan.output_columns, crash)
             results = rows.mapInArrow(worker, ddl(plan.output_columns), profile=profile) \
                 .persist(StorageLevel.MEMORY_AND_DISK)
             try:
@@ -133,6 +134,18 @@ def run_inference(lakehouse, todo, plan: InferencePlan, log: Callable[[str], Non
     finally:
         todo.unpersist()
     return stats
+
+
+def with_cpu_threads(spec: EngineSpec, spark, partitions: int) -> EngineSpec:
+    """Give each local CPU engine its share of the cores: oversubscribed torch threads run many times slower."""
+    if spec.kind != "transformers" or spec.option("cpu_threads") or spec.option("device", "cpu") != "cpu":
+        return spec
+    if spark.sparkContext.master.startswith("local"):
+        cores = os.cpu_count() or 1
+        threads = max(1, cores // min(partitions, cores))
+    else:  # on a cluster each task owns spark.task.cpus cores
+        threads = int(spark.conf.get("spark.task.cpus", "1"))
+    return EngineSpec(spec.kind, spec.model_ref, tuple(sorted({**dict(spec.options), "cpu_threads": threads}.items())))
 
 
 def progress_line(stage: str, stats: InferenceStats) -> str:

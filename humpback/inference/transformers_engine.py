@@ -13,7 +13,9 @@ rating prompt shares (system message and rubric) is run once: its key/value cach
 each batch, and only the per-pair suffixes are computed (`prefix_cache` option, on by default).
 
 Options (EngineSpec.options): device (default cuda when available, else cpu; bf16 on cuda), batch_size (8),
-max_prompt_tokens (default: the model's max positions minus max_new_tokens), prefix_cache (true).
+max_prompt_tokens (default: the model's max positions minus max_new_tokens), prefix_cache (true), cpu_threads
+(torch's threads for the whole process; default torch's own choice - set it to cores / python workers when several
+workers share a machine: oversubscribed CPU threads spin and run many times slower).
 """
 from __future__ import annotations
 
@@ -166,6 +168,9 @@ class TransformersEngine:
 
     @classmethod
     def from_spec(cls, spec: EngineSpec) -> TransformersEngine:
+        if spec.option("cpu_threads"):
+            # process-wide: several Spark python workers on one machine must share its cores, not each take all
+            torch.set_num_threads(int(spec.option("cpu_threads")))
         tokenizer, model = load_model(spec.model_ref, device=spec.option("device"))
         return cls(spec.model_ref, tokenizer, model,
                    batch_size=int(spec.option("batch_size", DEFAULT_BATCH_SIZE)),

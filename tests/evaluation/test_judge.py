@@ -4,7 +4,7 @@ import pytest
 
 from humpback.evaluation.judge import combine, judge_pairs, judge_prompt, parse_verdict
 from humpback.evaluation.winrate import win_rate
-from humpback.inference.base import Generation, Sampling
+from humpback.inference.base import Generation, Sampling, TokenScores
 
 SAMPLING = Sampling(temperature=0.0, max_new_tokens=16)
 INSTRUCTIONS = ["Name a colour.", "Say hello.", "Count to three."]
@@ -15,9 +15,11 @@ class FakeJudge:
 
     kind, model_ref = "fake", "fake-judge"
 
-    def __init__(self, decide):
+    def __init__(self, decide, verdict_probs=None):
         self.decide = decide
+        self.verdict_probs = verdict_probs
         self.prompts: list[str] = []
+        self.prefixes: list[str] = []
 
     def generate(self, requests, sampling):
         replies = []
@@ -30,7 +32,9 @@ class FakeJudge:
         return replies
 
     def next_token_probs(self, requests, candidates):
-        raise AssertionError("the judge never asks for token probabilities")
+        assert self.verdict_probs is not None, "only a reply without a verdict asks for token probabilities"
+        self.prefixes += [request.assistant_prefix for request in requests]
+        return [TokenScores(probs=dict(self.verdict_probs)) for _ in requests]
 
     def close(self):
         pass
@@ -92,10 +96,19 @@ def test_a_judge_that_prefers_the_longer_answer_is_consistent_in_both_orders():
 def test_unreadable_and_failed_verdicts_are_ties_counted_separately():
     failures = iter([reply("Winner: A"), Generation(error="prompt too long"), reply("no verdict"), reply("Winner: B")])
     judge = FakeJudge(lambda a, b: next(failures))
-    judgments = judge_pairs(judge, INSTRUCTIONS[:2], ["x", "y"], ["u", "v"], SAMPLING)
+    judgments = judge_pairs(judge, INSTRUCTIONS[:2], ["x", "y"], ["u", "v"], SAMPLING, constrained_fallback=False)
     assert [j.outcome for j in judgments] == ["tie", "tie"]
     assert [j.unparsed for j in judgments] == [True, True]
     assert judgments[0].error is None and judgments[1].error == "prompt too long"
+
+
+def test_a_reply_without_a_verdict_is_completed_from_the_judges_distribution():
+    replies = iter([reply("Answer A names a colour."), reply("Winner: B")])
+    judge = FakeJudge(lambda a, b: next(replies), verdict_probs={"A": 0.7, "B": 0.2, "tie": 0.1})
+    [judgment] = judge_pairs(judge, INSTRUCTIONS[:1], ["red"], ["hello"], SAMPLING)
+    assert judge.prefixes == ["Answer A names a colour.\nWinner:"]  # its own reasoning, then the verdict
+    assert (judgment.model_first_verdict, judgment.model_second_verdict) == ("A", "B")
+    assert judgment.outcome == "win" and judgment.constrained == 1 and not judgment.unparsed
 
 
 def test_answers_are_inserted_as_text_never_as_template_fields():

@@ -135,6 +135,20 @@ def test_an_over_long_prompt_fails_alone(engine, greedy_batch):
     assert [results[0].texts, results[2].texts] == [greedy_batch[0].texts, greedy_batch[1].texts]
 
 
+def test_spec_options_reach_the_engine(engine, monkeypatch):
+    import humpback.inference.transformers_engine as module
+
+    loaded, threads = [], []
+    monkeypatch.setattr(module, "load_model", lambda ref, device=None: loaded.append((ref, device)) or
+                        (engine.tokenizer, engine.model))
+    monkeypatch.setattr(module.torch, "set_num_threads", threads.append)
+    built = TransformersEngine.from_spec(EngineSpec(kind="transformers", model_ref="models:/m@a", options=(
+        ("batch_size", 3), ("cpu_threads", 1), ("device", "cpu"), ("max_prompt_tokens", 99),
+        ("prefix_cache", "false"))))
+    assert loaded == [("models:/m@a", "cpu")] and threads == [1]
+    assert (built.batch_size, built.max_prompt_tokens, built.prefix_cache) == (3, 99, False)
+
+
 def test_default_prompt_limit_leaves_room_for_the_new_tokens(engine):
     assert engine.prompt_limit(256) == engine.model.config.max_position_embeddings - 256
 
