@@ -9,6 +9,7 @@ On the sample corpus replicated to a few thousand pages:
 then (a) again at 2x and 4x the corpus for time per page and the driver's peak memory.
 
     .venv/bin/python benchmarks/bench_segment.py [--pages 2000] [--scales 1,2,4] [--quick] [--no-datatrove]
+                                                 [--set KEY=VALUE ...]   (settings for the Spark side)
 
 `make bench` passes no flags: BENCH_SEGMENT_PAGES, BENCH_SEGMENT_SCALES, BENCH_SEGMENT_QUICK=1 and BENCH_VENV set
 them instead. The script also runs itself as the Spark driver (`spark-job`) and, under the datatrove venv's
@@ -137,6 +138,7 @@ def spark_job(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench_segment.py spark-job")
     parser.add_argument("--input", required=True)
     parser.add_argument("--workdir", required=True)
+    parser.add_argument("--set", action="append", default=[], dest="overrides")
     args = parser.parse_args(argv)
     from humpback.config import load_config
     from humpback.spark import get_spark
@@ -145,12 +147,13 @@ def spark_job(argv: list[str]) -> int:
 
     lakehouse, mlflow_uri = f"{args.workdir}/lakehouse", f"sqlite:///{args.workdir}/mlflow.db"
     started = time.perf_counter()
-    spark = get_spark(load_config()["spark"])
+    spark = get_spark(load_config(overrides=args.overrides)["spark"])
     # A new SQLite store migrates its schema once; that is start-up, not per-job work.
     configure_mlflow(mlflow_uri)
     ensure_experiment()
     ready, ready_cpu = time.perf_counter(), tree_cpu_seconds()
-    stage_options = ["--lakehouse", lakehouse, "--mlflow-uri", mlflow_uri]
+    stage_options = ["--lakehouse", lakehouse, "--mlflow-uri", mlflow_uri,
+                     *[option for item in args.overrides for option in ("--set", item)]]
     if ingest.main([*stage_options, "--input", args.input]) != 0:
         raise BenchError("humpback ingest failed")
     ingested = time.perf_counter()
@@ -197,11 +200,12 @@ def jvm_peak_rss() -> int:
     return int(re.search(r"VmHWM:\s*(\d+) kB", status).group(1)) * 1024
 
 
-def run_spark(files: list[Path], workdir: Path) -> dict:
+def run_spark(files: list[Path], workdir: Path, overrides: list[str]) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     glob = str(files[0].parent / "*.warc.gz")
+    args = ["--input", glob, "--workdir", str(workdir), *[option for item in overrides for option in ("--set", item)]]
     # cwd = workdir: Spark and MLflow leave their scratch files there, not in the repository.
-    return run_child(sys.executable, "spark-job", ["--input", glob, "--workdir", str(workdir)], cwd=workdir)
+    return run_child(sys.executable, "spark-job", args, cwd=workdir)
 
 
 # ---------------------------------------------------------------- (b) plain Python
@@ -415,6 +419,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", default=env.get("BENCH_SEGMENT_QUICK") == "1",
                         help=f"{QUICK_PAGES} pages at scales {QUICK_SCALES}: a smoke run, not a measurement")
     parser.add_argument("--no-datatrove", action="store_true", help="skip (c)")
+    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                        help="a humpback setting for the Spark side, as `humpback --set` takes it (repeatable), "
+                             "e.g. spark.conf.spark.databricks.delta.snapshotPartitions=2")
     parser.add_argument("--bench-venv", type=Path, default=Path(env.get("BENCH_VENV", DEFAULT_BENCH_VENV)),
                         help="where datatrove is installed (default .humpback/bench-venv)")
     args = parser.parse_args(argv)
@@ -428,6 +435,8 @@ def orchestrate(args: argparse.Namespace) -> int:
     cores = len(os.sched_getaffinity(0))
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {cores} cores (a shared machine skews timings)",
           flush=True)
+    if args.overrides:
+        print(f"Spark side with --set {' --set '.join(args.overrides)}", flush=True)
     copies = max(1, round(args.pages / html_pages(read_sample()[1])))
     with tempfile.TemporaryDirectory(prefix="humpback-bench-segment-") as tmp:
         root = Path(tmp)
@@ -439,7 +448,7 @@ def orchestrate(args: argparse.Namespace) -> int:
             print(f"corpus {scale}x: {pages} pages in {len(files)} files ({time.perf_counter() - started:.1f} s)",
                   flush=True)
         files, _ = corpora[1]
-        runs = {1: step("(a) Spark 1x", lambda: run_spark(files, root / "spark-1x"))}
+        runs = {1: step("(a) Spark 1x", lambda: run_spark(files, root / "spark-1x", args.overrides))}
         plain = step("(b) plain Python", lambda: run_plain(files))
         datatrove, note = None, "(c) skipped (--no-datatrove)"
         if not args.no_datatrove:
@@ -451,7 +460,8 @@ def orchestrate(args: argparse.Namespace) -> int:
             except BenchError as err:
                 note = f"(c) could not run: {err}"
         for scale in args.scales[1:]:
-            runs[scale] = step(f"(a) Spark {scale}x", lambda s=scale: run_spark(corpora[s][0], root / f"spark-{s}x"))
+            runs[scale] = step(f"(a) Spark {scale}x",
+                               lambda s=scale: run_spark(corpora[s][0], root / f"spark-{s}x", args.overrides))
     print_side_by_side(runs[1], plain, datatrove, note)
     print_scaling(runs)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")

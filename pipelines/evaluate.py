@@ -205,9 +205,37 @@ def record_and_log(ctx: Context, record: dict, settings: dict, outputs: dict, ju
         mlflow.log_artifacts(str(folder), artifact_path="evaluation")
         record["mlflow_run_id"] = active.info.run_id
         store(ctx, record)
+        log_win_rate_plot(ctx, record["baseline"], folder / "win_rate_per_iteration.png")
         print_summary(record, failed)
         if run_benchmarks:
             log_benchmarks(record)
+
+
+def log_win_rate_plot(ctx: Context, baseline: str, path: Path) -> None:
+    """Win rate (with its standard error) of every evaluated iteration against this baseline, as an MLflow plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mlflow
+    from pyspark.sql import functions as F
+
+    rows = ctx.lakehouse.read(TABLE).where((F.col("baseline") == baseline) & F.col("iteration").isNotNull()) \
+        .orderBy("iteration", "evaluated_at").collect()
+    latest = {row["iteration"]: row for row in rows}  # the newest evaluation of each iteration
+    if not latest:
+        return
+    iterations = sorted(latest)
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.errorbar(iterations, [latest[k]["win_rate"] for k in iterations],
+                  yerr=[latest[k]["stderr"] for k in iterations], fmt="o-", capsize=4)
+    axis.axhline(0.5, color="grey", linestyle=":")
+    axis.set(xlabel="iteration (M_k)", ylabel="win rate", ylim=(0, 1), xticks=iterations,
+             title=f"Win rate against {baseline}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    mlflow.log_artifact(str(path), artifact_path="evaluation")
 
 
 def store(ctx: Context, record: dict) -> None:
