@@ -68,7 +68,7 @@ class Result:
 def kept_segments(limit: int) -> list[dict]:
     """The `limit` shortest distinct segments of the sample WARC that pass the drop rules, as (segment_id, text).
 
-    Shortest on purpose for the Spark comparison: the least model work per row, so Spark's per-row cost weighs most.
+    Shortest on purpose for the Spark comparison: the least model work per row, so Spark's own costs weigh most.
     """
     from humpback.quality.rules import drop_reason
     from humpback.quality.signals import compute_signals

@@ -49,7 +49,8 @@ def sql(query, **params):
     ("markdown", "## Training sets: every materialization is a Delta version (time travel reads an old one)"),
     ("code", """if "training_sets" in tables:
     display(sql("SELECT set_name, iteration, source, count(*) AS n, avg(length(output)) AS mean_output_chars FROM training_sets GROUP BY 1, 2, 3 ORDER BY 1, 3"))
-    display(sql("SELECT version, timestamp, operation FROM (DESCRIBE HISTORY training_sets) ORDER BY version"))
+    history = spark.sql("DESCRIBE HISTORY training_sets").select("version", "timestamp", "operation", "userMetadata")
+    display(history.orderBy("version").toPandas())
     display(sql("SELECT count(*) AS rows_in_version_0 FROM training_sets VERSION AS OF 0"))"""),
     ("markdown", "## Evaluations: win rate per model, with its standard error"),
     ("code", """if "evaluations" in tables:

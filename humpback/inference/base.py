@@ -83,6 +83,10 @@ def get_engine(spec: EngineSpec) -> Engine:
 
 
 def build_engine(spec: EngineSpec) -> Engine:
+    if spec.option("mlflow_uri"):
+        from humpback.tracking import configure_mlflow
+
+        configure_mlflow(spec.option("mlflow_uri"))
     if spec.kind == "transformers":
         from humpback.inference.transformers_engine import TransformersEngine
 

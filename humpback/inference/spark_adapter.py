@@ -173,6 +173,11 @@ def engine_spec(config: dict[str, Any], model_ref: str, engine: str | None = Non
     kind = engine or settings.get("engine", "transformers")
     options = {k: v for k, v in settings.items() if k not in SCHEDULING_KEYS and not isinstance(v, dict)}
     options.update(settings.get(kind, {}))
+    if model_ref.startswith("models:/"):
+        import mlflow
+
+        # Workers resolve the registry reference themselves, against the driver's tracking store.
+        options["mlflow_uri"] = mlflow.get_tracking_uri()
     return EngineSpec(kind=kind, model_ref=model_ref, options=tuple(sorted(options.items())))
 
 
