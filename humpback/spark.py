@@ -62,6 +62,10 @@ def session_settings(settings: dict[str, Any] | None = None) -> dict[str, str]:
         # Wide signal structs would otherwise log a plan-truncation warning on every job.
         "spark.sql.debug.maxToStringFields": "500",
     })
+    master = resolve_master(settings)
+    if master and master.startswith("local"):
+        # Delta rebuilds table snapshots with 50 tasks by default: pure overhead on a few local cores.
+        conf["spark.databricks.delta.snapshotPartitions"] = str(os.cpu_count() or 2)
     if not launched_by_spark_submit():
         conf["spark.jars"] = ",".join(delta_jars())
         conf["spark.driver.memory"] = str(settings.get("driver_memory", "4g"))
