@@ -63,13 +63,17 @@ def session_settings(settings: dict[str, Any] | None = None) -> dict[str, str]:
         "spark.sql.debug.maxToStringFields": "500",
     })
     master = resolve_master(settings)
-    if master and master.startswith("local"):
+    local = bool(master and master.startswith("local"))
+    if local:
         # Delta rebuilds table snapshots with 50 tasks by default: pure overhead on a few local cores.
         conf["spark.databricks.delta.snapshotPartitions"] = str(os.cpu_count() or 2)
     if not launched_by_spark_submit():
         conf["spark.jars"] = ",".join(delta_jars())
         conf["spark.driver.memory"] = str(settings.get("driver_memory", "4g"))
-        conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{LOG4J_CONF}"
+        java_options = [f"-Dlog4j2.configurationFile=file:{LOG4J_CONF}"]
+        if local and settings.get("local_java_options"):
+            java_options.append(str(settings["local_java_options"]))
+        conf["spark.driver.extraJavaOptions"] = " ".join(java_options)
         conf["spark.executor.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{LOG4J_CONF}"
         # Workers run the project's own interpreter (the venv) unless the user picked one for the cluster.
         python = os.environ.get("PYSPARK_PYTHON", sys.executable)

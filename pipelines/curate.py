@@ -1,8 +1,10 @@
 """`humpback curate`: a forward model rates every (instruction, segment) pair on the paper's rubric -> `ratings`.
 
-generate (the paper's way): brief reasoning, then `Score: N`, parsed by humpback.parse_rating. When a sample has no
-valid score line, the model's own reasoning is kept and its score is read from the model's next-token
-distribution after "Score:" restricted to 1..5 (score_source 'constrained'), so no pair is left unrated.
+generate (the paper's way): brief reasoning, then `Score: N`, parsed by humpback.parse_rating. The score line is
+guided, as vLLM's guided decoding or an OpenAI-style structured output would do it: when a sample has no valid
+score line, its own reasoning is kept, "Score:" is appended and the score is the most likely of 1..5 in the model's
+next-token distribution (score_source 'constrained'). All such samples of a batch go to the engine in one call, and
+`raw_parse_status` keeps what the free text alone gave, so unguided parse failures stay measurable.
 logprob: one forward pass with the reply prefilled up to "Score:"; the probabilities of 1..5 are stored in
 score_probs and their expected value is the score (which gives the paper's 4.5 threshold a meaning).
 """
@@ -55,27 +57,41 @@ def reasoning_before_score(text: str) -> str:
     return (text[:cut] if cut >= 0 else text).rstrip()
 
 
-def constrained_score(engine, instruction: str, output: str, reasoning: str) -> tuple[float | None, str, str | None]:
-    """Complete the reasoning with 'Score:' and take the most likely of 1..5 from the model's distribution."""
+def guided_scores(engine, pending: list[tuple[str, str, str]]) -> list[tuple[str, str | None]]:
+    """(completed text, error) for each (instruction, output, reasoning): the reasoning, then 'Score: N' with N the
+    most likely of 1..5 after 'Score:'. One batched engine call for all of them."""
     from humpback.prompts import SCORE_PREFIX, SCORE_TOKENS
 
-    prefix = f"{reasoning}\n{SCORE_PREFIX}" if reasoning else SCORE_PREFIX
-    scores = engine.next_token_probs([rating_request(instruction, output, prefix)], SCORE_TOKENS)[0]
-    if scores.error:
-        return None, f"{prefix} ", scores.error
-    best = max(scores.probs, key=scores.probs.get)
-    return float(best), f"{prefix} {best}", None
+    if not pending:
+        return []
+    prefixes = [f"{reasoning}\n{SCORE_PREFIX}" if reasoning else SCORE_PREFIX for _, _, reasoning in pending]
+    requests = [rating_request(instruction, output, prefix)
+                for (instruction, output, _), prefix in zip(pending, prefixes)]
+    out = []
+    for prefix, scores in zip(prefixes, engine.next_token_probs(requests, SCORE_TOKENS)):
+        if scores.error:
+            out.append((f"{prefix} ", scores.error))
+        else:
+            out.append((f"{prefix} {max(scores.probs, key=scores.probs.get)}", None))
+    return out
 
 
 def generate_handler(sampling: dict[str, Any], lineage: dict[str, Any]):
     def handle(rows: list[dict], engine) -> list[dict]:
         from humpback.inference.base import Sampling
-        from humpback.inference.rating import aggregate_samples, parse_rating
+        from humpback.inference.rating import OK, aggregate_samples, parse_rating
 
         requests = [rating_request(row["instruction"], row["text"]) for row in rows]
         generations = engine.generate(requests, Sampling(**sampling))
+        # Only the generated continuation is parsed, never the prompt; samples without a valid score line get
+        # theirs from the guided step below.
+        raw = [[parse_rating(text)[1] for text in generation.texts] for generation in generations]
+        pending = [(i, j) for i, statuses in enumerate(raw) for j, status in enumerate(statuses) if status != OK]
+        guided = dict(zip(pending, guided_scores(engine, [
+            (rows[i]["instruction"], rows[i]["text"], reasoning_before_score(generations[i].texts[j]))
+            for i, j in pending])))
         out = []
-        for row, generation in zip(rows, generations):
+        for i, (row, generation) in enumerate(zip(rows, generations)):
             base = {"segment_id": row["segment_id"], "instruction_hash": row["instruction_hash"], **lineage,
                     "prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens,
                     "n_samples": len(generation.texts)}
@@ -83,20 +99,14 @@ def generate_handler(sampling: dict[str, Any], lineage: dict[str, Any]):
                 out.append({**base, "status": "error", "error": generation.error, "parse_status": "missing",
                             "raw_parse_status": "missing"})
                 continue
-            parsed, texts, sources = [], [], []
-            raw_statuses = [parse_rating(text)[1] for text in generation.texts]
-            for text, raw_status in zip(generation.texts, raw_statuses):
-                if raw_status != "ok":  # only the generated continuation is parsed, never the prompt
-                    _, text, _ = constrained_score(engine, row["instruction"], row["text"], reasoning_before_score(text))
-                parsed.append(parse_rating(text))
-                texts.append(text)
-                sources.append("parsed" if raw_status == "ok" else "constrained")
-            score, status = aggregate_samples(parsed)
+            texts = [guided[(i, j)][0] if (i, j) in guided else text for j, text in enumerate(generation.texts)]
+            errors = [guided[(i, j)][1] for j in range(len(texts)) if (i, j) in guided and guided[(i, j)][1]]
+            score, status = aggregate_samples([parse_rating(text) for text in texts])
             out.append({**base, "score": score, "parse_status": status,
-                        "raw_parse_status": "ok" if "ok" in raw_statuses else raw_statuses[-1],
-                        "score_source": "parsed" if all(s == "parsed" for s in sources) else "constrained",
+                        "raw_parse_status": OK if OK in raw[i] else raw[i][-1],
+                        "score_source": "parsed" if all(s == OK for s in raw[i]) else "constrained",
                         "rationale": "\n---\n".join(texts), "status": "ok" if score is not None else "error",
-                        "error": None if score is not None else "no score could be read"})
+                        "error": None if score is not None else (errors[0] if errors else "no score could be read")})
         return out
 
     return handle

@@ -78,7 +78,6 @@ def parse_files(max_page_bytes: int):
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     from humpback import reporting
@@ -88,18 +87,22 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     files = expand_inputs(spark, args.input)
     print(f"ingest: {len(files)} file(s) -> {lakehouse.path('pages')}", flush=True)
     max_page_bytes = int(ctx.config["ingest"]["max_page_bytes"])
-    inputs = spark.createDataFrame([(uri,) for uri in files], "uri string").repartition(len(files), "uri")
-    parsed = inputs.mapInArrow(parse_files(max_page_bytes), ddl(PARSED_COLUMNS)).persist(StorageLevel.DISK_ONLY)
-    try:
-        pages = parsed.where("kind = 'page'").select(*PAGE_COLUMNS)
-        rejects = parsed.where("kind = 'reject'").select(*REJECT_COLUMNS)
-        page_result = lakehouse.insert_missing(pages, "pages", ["page_id"])
-        reject_result = lakehouse.add_rejects(rejects)
-        n_pages = pages.count()
-        reject_counts = {r["reason"]: r["count"] for r in rejects.groupBy("reason").count().collect()}
-        bytes_total = pages.agg(F.sum("n_bytes")).first()[0] or 0
-    finally:
-        parsed.unpersist()
+    # One partition per file, so that no task reads two files while a core idles.
+    inputs = spark.createDataFrame(spark.sparkContext.parallelize([(uri,) for uri in files], len(files)),
+                                   "uri string")
+    # Not cached: reading a WARC again costs less than spilling its decoded HTML to disk and back, so the
+    # rejects and the summary re-read the files.
+    parsed = inputs.mapInArrow(parse_files(max_page_bytes), ddl(PARSED_COLUMNS))
+    pages = parsed.where("kind = 'page'").select(*PAGE_COLUMNS)
+    rejects = parsed.where("kind = 'reject'").select(*REJECT_COLUMNS)
+    page_result = lakehouse.insert_missing(pages, "pages", ["page_id"])
+    reject_result = lakehouse.add_rejects(rejects)
+    # Every count of the summary in one pass: each Spark job has a fixed cost.
+    totals = parsed.groupBy("kind", "reason").agg(F.count(F.lit(1)).alias("count"),
+                                                  F.sum("n_bytes").alias("bytes")).collect()
+    n_pages = sum(r["count"] for r in totals if r["kind"] == "page")
+    bytes_total = sum(r["bytes"] or 0 for r in totals if r["kind"] == "page")
+    reject_counts = {r["reason"]: r["count"] for r in totals if r["kind"] == "reject"}
 
     summary = {"files": len(files), "pages": n_pages, "pages_new": page_result["inserted"],
                "rejects": sum(reject_counts.values()), "rejects_new": reject_result["inserted"]}

@@ -20,7 +20,8 @@ SIGNAL_TYPES = {
 BASE_COLUMNS = {
     "kind": "string", "segment_id": "string", "page_id": "string", "url": "string", "position": "int",
     "header": "string", "header_level": "int", "text": "string", "n_chars": "int", "lang": "string",
-    "rule_drop": "string", "text_hash": "string", "minhash": "array<long>", "reason": "string", "detail": "string",
+    "rule_drop": "string", "text_hash": "string", "minhash": "array<long>", "band_keys": "array<string>",
+    "reason": "string", "detail": "string",
 }
 SEGMENT_COLUMNS = ["segment_id", "page_id", "url", "position", "header", "header_level", "text", "n_chars", "lang",
                    "signals", "drop_reason", "text_hash"]
@@ -40,7 +41,7 @@ OUTPUT_COLUMNS = {**BASE_COLUMNS, **{f"sig_{k}": v for k, v in SIGNAL_TYPES.item
 
 def segment_rows(page_id: str, url: str, html: str, thresholds: dict[str, Any], dedup: dict[str, Any]) -> list[dict]:
     """Segments of one page with signals and rule decisions; a page that cannot be parsed is one reject row."""
-    from humpback.quality.dedup import minhash_signature, text_hash
+    from humpback.quality.dedup import lsh_band_keys, minhash_signature, text_hash
     from humpback.quality.rules import drop_reason
     from humpback.quality.signals import compute_signals
     from humpback.web.segment import PageTooComplex, segment_html
@@ -56,14 +57,17 @@ def segment_rows(page_id: str, url: str, html: str, thresholds: dict[str, Any], 
     for position, segment in enumerate(segments):
         signals = compute_signals(segment.header, segment.text, segment.level)
         rule = drop_reason(signals, thresholds)
+        # Only segments that pass the rules take part in near-duplicate detection; their LSH band keys are
+        # computed here, in the same pass, rather than by a separate Python UDF over the signatures.
+        minhash = None if rule else minhash_signature(segment.text, int(dedup["num_perm"]), int(dedup["ngram"]),
+                                                     int(dedup["seed"]))
         rows.append({
             "kind": "segment", "segment_id": segment_id(page_id, position, segment.header, segment.text),
             "page_id": page_id, "url": url, "position": position, "header": segment.header,
             "header_level": segment.level, "text": segment.text, "n_chars": signals["n_chars"], "lang": signals["lang"],
             "rule_drop": rule, "text_hash": text_hash(segment.text),
-            # Only segments that pass the rules take part in near-duplicate detection.
-            "minhash": None if rule else minhash_signature(segment.text, int(dedup["num_perm"]), int(dedup["ngram"]),
-                                                          int(dedup["seed"])),
+            "minhash": minhash,
+            "band_keys": None if minhash is None else lsh_band_keys(minhash, int(dedup["bands"]), int(dedup["rows"])),
             **{f"sig_{k}": signals[k] for k in SIGNAL_TYPES},
         })
     return rows
@@ -89,9 +93,7 @@ def mark_duplicates(segments, dedup: dict[str, Any]):
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from humpback.quality.dedup import lsh_band_keys
-
-    bands, rows, threshold = int(dedup["bands"]), int(dedup["rows"]), float(dedup["threshold"])
+    threshold = float(dedup["threshold"])
     candidates = segments.where("rule_drop IS NULL")
     # Exact: one segment per normalized-text hash (the smallest id) survives.
     first_of_hash = F.min("segment_id").over(Window.partitionBy("text_hash"))
@@ -99,9 +101,8 @@ def mark_duplicates(segments, dedup: dict[str, Any]):
 
     # Near: segments sharing an LSH band key are compared with the bucket's smallest id; a confirmed match
     # (estimated Jaccard >= threshold) marks the larger id as a near duplicate.
-    band_keys = F.udf(lambda sig: lsh_band_keys(sig, bands, rows), "array<string>")
-    unique = exact.where("NOT exact_dup").select("segment_id", "minhash")
-    banded = unique.select("segment_id", "minhash", F.explode(band_keys("minhash")).alias("band"))
+    unique = exact.where("NOT exact_dup").select("segment_id", "minhash", "band_keys")
+    banded = unique.select("segment_id", "minhash", F.explode("band_keys").alias("band"))
     bucket = Window.partitionBy("band").orderBy("segment_id")
     anchored = banded.withColumn("anchor_id", F.first("segment_id").over(bucket)) \
         .withColumn("anchor_sig", F.first("minhash").over(bucket)) \
@@ -140,7 +141,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         segments = parsed.where("kind = 'segment'")
         signals = F.struct(*[F.col(f"sig_{name}").alias(name) for name in SIGNAL_TYPES]).alias("signals")
         decided = mark_duplicates(segments, dedup).select(*[signals if c == "signals" else c for c in SEGMENT_COLUMNS])
-        result = lakehouse.upsert(decided, "segments", ["segment_id"])
+        # Pages are unique by page_id and a segment id hashes its page id and position: no id repeats.
+        result = lakehouse.upsert(decided, "segments", ["segment_id"], unique_keys=True)
         rejects = parsed.where("kind = 'reject'").select(
             F.concat(F.lit("pages:"), F.col("page_id")).alias("source"), F.lit("segment").alias("stage"),
             "reason", F.concat_ws(" ", "detail", F.concat(F.lit("("), F.col("url"), F.lit(")"))).alias("detail"))

@@ -59,6 +59,14 @@ def test_insert_missing_never_overwrites(spark, lakehouse):
     assert [r.v for r in lakehouse.read("once").collect()] == ["first"]
 
 
+def test_first_write_counts_its_rows_and_repeated_keys_are_dropped_unless_declared_unique(spark, lakehouse):
+    rows = spark.createDataFrame([(1, "a"), (1, "a"), (2, "b")], "id int, v string")
+    assert lakehouse.upsert(rows, "dedup", ["id"]) == {"version": 0, "inserted": 2, "updated": 0}
+    # unique_keys trusts the caller: no shuffle to drop repeats, so the repeat is written as given.
+    assert lakehouse.upsert(rows, "trusted", ["id"], unique_keys=True)["inserted"] == 3
+    assert lakehouse.read("trusted").count() == 3
+
+
 def test_upsert_needs_a_key(spark, lakehouse):
     with pytest.raises(ValueError, match="key"):
         lakehouse.upsert(spark.createDataFrame([(1,)], "n int"), "nokey", [])

@@ -45,6 +45,18 @@ def test_settings_configure_delta_worker_reuse_and_the_venv_python(monkeypatch):
     assert any("delta-spark" in jar for jar in settings["spark.jars"].split(","))
 
 
+def test_local_java_options_reach_local_sessions_only(monkeypatch):
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    monkeypatch.delenv("SPARK_MASTER", raising=False)
+    settings = load_config()["spark"]
+    local = spark_module.session_settings(settings)["spark.driver.extraJavaOptions"]
+    assert "-XX:TieredStopAtLevel=1" in local and "log4j2.configurationFile" in local
+    monkeypatch.setenv("SPARK_MASTER", "spark://10.0.0.1:7077")
+    cluster = spark_module.session_settings(settings)
+    assert "TieredStopAtLevel" not in cluster["spark.driver.extraJavaOptions"]
+    assert "spark.databricks.delta.snapshotPartitions" not in cluster
+
+
 def test_missing_jars_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(spark_module, "JARS_DIR", tmp_path)
     with pytest.raises(spark_module.SparkSetupError, match="make setup"):

@@ -144,3 +144,31 @@ def test_the_engine_is_loaded_once_per_python_worker(spark):
     assert len(rows) == 64
     assert all(len(ids) == 1 for ids in by_pid.values())  # 8 tasks, yet one engine per worker process
     assert all(row.engine_id == row.cached for row in rows)  # the module-level cache holds it
+
+
+def test_generate_samples_without_a_score_line_get_a_guided_score_in_one_batched_call(embedded_model_dir):
+    from humpback.inference.base import EngineSpec, build_engine
+    from humpback.inference.rating import parse_rating
+
+    engine = build_engine(EngineSpec("transformers", MODEL, (("batch_size", 8), ("device", "cpu"))))
+    calls = []
+    scoring = engine.next_token_probs
+
+    def counted(requests, candidates):
+        calls.append(len(requests))
+        return scoring(requests, candidates)
+
+    engine.next_token_probs = counted
+    rows = [{"segment_id": sid, "instruction": "Explain this.", "instruction_hash": "h", "text": text}
+            for sid, text in TEXTS.items()]
+    # Four new tokens are too few for reasoning and a score line: every sample needs the guided step.
+    handler = curate.generate_handler({"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 4, "seed": 0, "n": 2},
+                                      {"iteration": 1, "mode": "generate"})
+    out = handler(rows, engine)
+    engine.close()
+    assert calls == [2 * len(rows)]  # one engine call for all ten samples, not one per sample
+    for row in out:
+        assert row["status"] == "ok" and row["raw_parse_status"] != "ok" and row["score_source"] == "constrained"
+        samples = row["rationale"].split("\n---\n")
+        assert len(samples) == 2 and all(parse_rating(sample)[1] == "ok" for sample in samples)
+        assert row["score"] == sum(parse_rating(sample)[0] for sample in samples) / 2
