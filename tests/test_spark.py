@@ -50,7 +50,8 @@ def test_local_java_options_reach_local_sessions_only(monkeypatch):
     monkeypatch.delenv("SPARK_MASTER", raising=False)
     settings = load_config()["spark"]
     local = spark_module.session_settings(settings)["spark.driver.extraJavaOptions"]
-    assert "-XX:TieredStopAtLevel=1" in local and "log4j2.configurationFile" in local
+    assert "-XX:TieredStopAtLevel=1" in local and "-XX:ReservedCodeCacheSize=256m" in local
+    assert "log4j2.configurationFile" in local
     monkeypatch.setenv("SPARK_MASTER", "spark://10.0.0.1:7077")
     cluster = spark_module.session_settings(settings)
     assert "TieredStopAtLevel" not in cluster["spark.driver.extraJavaOptions"]
