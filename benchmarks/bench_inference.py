@@ -6,12 +6,13 @@
   2. Logprob against generate rating, each at its best (batched; logprob with the rubric's prefix cache, generate
      with curate's sampling settings and its guided score line), on the same pairs: pairs/s ratio (target >= 3
      on CPU), and the Spearman rank correlation between the two modes' scores.
-  3. The transformers engine batched (`[inference] batch_size`, 16) against one prompt at a time (batch_size 1),
-     greedy, on the same prompts: generated tokens/s ratio (target >= 4).
+  3. The transformers engine batched (--decode-batch-size, 16) against one prompt at a time (batch_size 1),
+     greedy, on the same decode-heavy prompts: generated tokens/s ratio (target >= 4).
   4. Generate mode's parse-failure rate on those pairs as curate runs it, with its guided score line (target
      < 5%), and beside it how often the free text alone had no valid score line.
 
-    .venv/bin/python benchmarks/bench_inference.py [--segments 6] [--pairs 16] [--prompts 16] [--batch-size 16]
+    .venv/bin/python benchmarks/bench_inference.py [--segments 6] [--pairs 16] [--prompts 16] [--batch-size 8]
+                                                   [--decode-batch-size 16]
                                                    [--repeats 2] [--threads 1] [--max-new-tokens N] [--model REF]
 
 Every comparison uses the same torch thread count on both sides (the Spark side: one partition whose engine gets
@@ -247,16 +248,16 @@ def parse_failure_results(generated: list[dict], samples_per_pair: int) -> list[
 
 # ---------------------------------------------------------------- 3. batched vs one at a time
 
-def batching_speedup(engine, requests: list, max_new_tokens: int, repeats: int) -> Result:
-    """`engine`'s batch size against one prompt at a time, on the same model and threads."""
+def batching_speedup(engine, requests: list, max_new_tokens: int, repeats: int, batch_size: int) -> Result:
+    """The engine at `batch_size` against one prompt at a time, on the same model and threads."""
     from humpback.inference.base import Sampling
     from humpback.inference.transformers_engine import TransformersEngine
 
     greedy = Sampling(temperature=0.0, max_new_tokens=max_new_tokens)
-    batched, single = f"batch {engine.batch_size}", f"batch {SINGLE}"
-    engines = {batched: engine,
-               single: TransformersEngine(engine.model_ref, engine.tokenizer, engine.model, batch_size=SINGLE)}
-    engine.generate(requests[:2], Sampling(temperature=0.0, max_new_tokens=8))  # warm-up
+    batched, single = f"batch {batch_size}", f"batch {SINGLE}"
+    engines = {name: TransformersEngine(engine.model_ref, engine.tokenizer, engine.model, batch_size=size)
+               for name, size in ((batched, batch_size), (single, SINGLE))}
+    engines[batched].generate(requests[:2], Sampling(temperature=0.0, max_new_tokens=8))  # warm-up
 
     def generated(out: list) -> int:
         return sum(g.completion_tokens for g in out)
@@ -287,7 +288,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--prompts", type=int, default=16, help="prompts for batched vs one at a time (3)")
     parser.add_argument("--answer-tokens", type=int, default=96, help="new tokens per prompt in (3)")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="batch size of every batched side (default: conf/defaults.toml [inference], 8)")
+                        help="batch size of the batched sides of (1) and (2) (default: conf/defaults.toml "
+                             "[inference], 8)")
+    parser.add_argument("--decode-batch-size", type=int, default=16,
+                        help="batch size of the batched side of (3): short prompts, long answers (default 16)")
     parser.add_argument("--repeats", type=int, default=2, help="rounds of each comparison; the median counts")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, the same on both sides of each pair")
     parser.add_argument("--max-new-tokens", type=int, default=None,
@@ -329,8 +333,9 @@ def main(argv: list[str]) -> int:
     print("2. rating: logprob (prefix cache) vs generate (curate's settings, guided score line)", flush=True)
     print(f"  generate sampling {curate_sampling}; scorer {model} (the embedded model rates like an untuned M0)")
     rating, parsing = rating_modes(engine, rating_pairs(seed, segments, args.pairs), curate_sampling, args.repeats)
-    print(f"3. transformers engine: batch {batch_size} vs batch {SINGLE}", flush=True)
-    batching = batching_speedup(engine, answer_requests(seed, args.prompts), args.answer_tokens, args.repeats)
+    print(f"3. transformers engine: batch {args.decode_batch_size} vs batch {SINGLE}", flush=True)
+    batching = batching_speedup(engine, answer_requests(seed, args.prompts), args.answer_tokens, args.repeats,
+                                args.decode_batch_size)
     print(f"load average at end {os.getloadavg()[0]:.1f}")
     print()
     print_table([spark_result, *rating, batching, *parsing])
