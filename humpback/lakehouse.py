@@ -89,13 +89,16 @@ class Lakehouse:
         return [row.asDict(recursive=True) for row in table_history.select(*columns).collect()]
 
     def write(self, df: DataFrame, table: str, mode: str = "append", partition_by: Sequence[str] = ()) -> int:
+        self._save(df, table, mode, partition_by)
+        return self.version(table)
+
+    def _save(self, df: DataFrame, table: str, mode: str = "append", partition_by: Sequence[str] = ()) -> None:
         writer = df.write.format("delta").mode(mode)
         if mode == "overwrite":
             writer = writer.option("overwriteSchema", "true")
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         writer.save(self.path(table))
-        return self.version(table)
 
     def upsert(self, df: DataFrame, table: str, keys: Sequence[str], update: bool = True,
                unique_keys: bool = False) -> dict[str, int]:
@@ -109,7 +112,7 @@ class Lakehouse:
             raise ValueError("upsert needs at least one key column")
         source = df if unique_keys else df.dropDuplicates(list(keys))
         if not self.exists(table):
-            self.write(source, table, mode="append")
+            self._save(source, table)
             # The commit records how many rows it wrote: no second pass over the new table to count them.
             last = self.history(table, 1)[0]
             inserted = int((last.get("operationMetrics") or {}).get("numOutputRows", 0))
@@ -127,9 +130,10 @@ class Lakehouse:
             "updated": int(metrics.get("numTargetRowsUpdated", 0)),
         }
 
-    def insert_missing(self, df: DataFrame, table: str, keys: Sequence[str]) -> dict[str, int]:
+    def insert_missing(self, df: DataFrame, table: str, keys: Sequence[str],
+                       unique_keys: bool = False) -> dict[str, int]:
         """Append only the rows whose keys the table does not hold yet (resumable, duplicate-free writes)."""
-        return self.upsert(df, table, keys, update=False)
+        return self.upsert(df, table, keys, update=False, unique_keys=unique_keys)
 
     def add_rejects(self, rows: DataFrame | Iterable[dict[str, Any]]) -> dict[str, int]:
         """Record inputs a stage could not use; the same reject recorded twice is kept once."""

@@ -51,8 +51,12 @@ def open_input(uri: str):
     return fsspec.open(uri, "rb").open()
 
 
-def parse_files(max_page_bytes: int):
-    """A mapInArrow function: each input row names one file; yields its page and reject rows in batches."""
+def parse_files(max_page_bytes: int, keep_html: bool = True):
+    """A mapInArrow function: each input row names one file; yields its page and reject rows in batches.
+
+    Without `keep_html` the page rows carry no HTML: the pass that counts and records rejects then moves
+    kilobytes per page instead of the whole document.
+    """
     schema = arrow_schema(PARSED_COLUMNS)
 
     def parse(batches: Iterator) -> Iterator:
@@ -64,6 +68,8 @@ def parse_files(max_page_bytes: int):
                 try:
                     with open_input(uri) as stream:
                         for row in iter_warc(stream, source=uri, max_page_bytes=max_page_bytes):
+                            if not keep_html:
+                                row.pop("html", None)
                             rows.append(row)
                             if len(rows) >= BATCH_ROWS:
                                 yield record_batch(rows, schema)
@@ -78,6 +84,7 @@ def parse_files(max_page_bytes: int):
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     from humpback import reporting
@@ -90,19 +97,28 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     # One partition per file, so that no task reads two files while a core idles.
     inputs = spark.createDataFrame(spark.sparkContext.parallelize([(uri,) for uri in files], len(files)),
                                    "uri string")
-    # Not cached: reading a WARC again costs less than spilling its decoded HTML to disk and back, so the
-    # rejects and the summary re-read the files.
-    parsed = inputs.mapInArrow(parse_files(max_page_bytes), ddl(PARSED_COLUMNS))
-    pages = parsed.where("kind = 'page'").select(*PAGE_COLUMNS)
-    rejects = parsed.where("kind = 'reject'").select(*REJECT_COLUMNS)
-    page_result = lakehouse.insert_missing(pages, "pages", ["page_id"])
-    reject_result = lakehouse.add_rejects(rejects)
-    # Every count of the summary in one pass: each Spark job has a fixed cost.
-    totals = parsed.groupBy("kind", "reason").agg(F.count(F.lit(1)).alias("count"),
-                                                  F.sum("n_bytes").alias("bytes")).collect()
+    # Two reads of every file. The first leaves the HTML out: it counts everything, records the rejects and
+    # learns whether any page id repeats. The second writes the pages, and skips the shuffle that drops
+    # repeated ids when the first found none (the common case: ids hash the record id, URL and payload).
+    outline = inputs.mapInArrow(parse_files(max_page_bytes, keep_html=False), ddl(PARSED_COLUMNS)) \
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        # Every count of the summary in one aggregate: each Spark job has a fixed cost.
+        totals = outline.groupBy("kind", "reason").agg(F.count(F.lit(1)).alias("count"),
+                                                       F.count_distinct("page_id").alias("ids"),
+                                                       F.sum("n_bytes").alias("bytes")).collect()
+        reject_counts = {r["reason"]: r["count"] for r in totals if r["kind"] == "reject"}
+        # A MERGE costs several Spark jobs even when it has nothing to add.
+        reject_result = lakehouse.add_rejects(outline.where("kind = 'reject'").select(*REJECT_COLUMNS)) \
+            if reject_counts else {"inserted": 0}
+    finally:
+        outline.unpersist()
     n_pages = sum(r["count"] for r in totals if r["kind"] == "page")
+    ids_unique = sum(r["ids"] for r in totals if r["kind"] == "page") == n_pages
     bytes_total = sum(r["bytes"] or 0 for r in totals if r["kind"] == "page")
-    reject_counts = {r["reason"]: r["count"] for r in totals if r["kind"] == "reject"}
+    pages = inputs.mapInArrow(parse_files(max_page_bytes), ddl(PARSED_COLUMNS)).where("kind = 'page'") \
+        .select(*PAGE_COLUMNS)
+    page_result = lakehouse.insert_missing(pages, "pages", ["page_id"], unique_keys=ids_unique)
 
     summary = {"files": len(files), "pages": n_pages, "pages_new": page_result["inserted"],
                "rejects": sum(reject_counts.values()), "rejects_new": reject_result["inserted"]}

@@ -25,6 +25,8 @@ BASE_COLUMNS = {
 }
 SEGMENT_COLUMNS = ["segment_id", "page_id", "url", "position", "header", "header_level", "text", "n_chars", "lang",
                    "signals", "drop_reason", "text_hash"]
+# The length plot: bins of 250 characters up to 6,000 (the length rule drops everything over 3,000).
+LENGTH_BIN, LENGTH_PLOT_MAX = 250, 6000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,38 +149,42 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             F.concat(F.lit("pages:"), F.col("page_id")).alias("source"), F.lit("segment").alias("stage"),
             "reason", F.concat_ws(" ", "detail", F.concat(F.lit("("), F.col("url"), F.lit(")"))).alias("detail"))
         reject_counts = {r["reason"]: r["count"] for r in rejects.groupBy("reason").count().collect()}
-        lakehouse.add_rejects(rejects)
+        if reject_counts:  # a MERGE costs several Spark jobs even when it has nothing to add
+            lakehouse.add_rejects(rejects)
     finally:
         parsed.unpersist()
 
-    stored = lakehouse.read("segments")
-    drop_counts = {(r["drop_reason"] or "kept"): r["count"] for r in stored.groupBy("drop_reason").count().collect()}
-    report(ctx, n_pages, drop_counts, reject_counts, result, stored, thresholds, dedup)
+    # The whole table, earlier runs included: counts per drop reason and length bin in one aggregate.
+    by_reason_and_length = lakehouse.read("segments").groupBy(
+        "drop_reason", (F.floor(F.col("n_chars") / LENGTH_BIN) * LENGTH_BIN).alias("bin")).count().collect()
+    report(ctx, n_pages, by_reason_and_length, reject_counts, result, thresholds, dedup)
     return 0
 
 
-def report(ctx: Context, n_pages: int, drop_counts: dict, reject_counts: dict, result: dict, stored,
+def report(ctx: Context, n_pages: int, by_reason_and_length: list, reject_counts: dict, result: dict,
            thresholds: dict, dedup: dict) -> None:
     """Print the counts per drop and reject reason, and log them with a length plot to MLflow."""
     import tempfile
+    from collections import Counter
 
     import mlflow
-    from pyspark.sql import functions as F
 
     from humpback import reporting
     from humpback.tracking import start_run
 
+    drop_counts, kept_bins, dropped_bins = Counter(), Counter(), Counter()
+    for row in by_reason_and_length:
+        drop_counts[row["drop_reason"] or "kept"] += row["count"]
+        if row["bin"] is not None and row["bin"] <= LENGTH_PLOT_MAX:
+            (dropped_bins if row["drop_reason"] else kept_bins)[row["bin"]] += row["count"]
+    drop_counts = dict(drop_counts)
     total = sum(drop_counts.values())
     print(f"segment: {total} segments from {n_pages} pages ({result['inserted']} new, {result['updated']} refreshed); "
           f"kept {drop_counts.get('kept', 0)}")
     print(reporting.format_counts("segments by drop reason (kept = no rule fired)", drop_counts))
     if reject_counts:
         print(reporting.format_counts("pages rejected by reason", reject_counts))
-    width = 250
-    binned = stored.select((F.floor(F.col("n_chars") / width) * width).alias("bin"),
-                           F.col("drop_reason").isNull().alias("kept")).groupBy("bin", "kept").count().collect()
-    series = {"kept": [(r["bin"], r["count"]) for r in binned if r["kept"] and r["bin"] <= 6000],
-              "dropped": [(r["bin"], r["count"]) for r in binned if not r["kept"] and r["bin"] <= 6000]}
+    series = {"kept": sorted(kept_bins.items()), "dropped": sorted(dropped_bins.items())}
     ctx.mlflow_uri  # noqa: B018 - configures the tracking store
     with start_run("segment", ctx.config, stage="segment"), tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params({**{f"segment.{k}": v for k, v in thresholds.items()},
@@ -187,8 +193,8 @@ def report(ctx: Context, n_pages: int, drop_counts: dict, reject_counts: dict, r
                             "kept": float(drop_counts.get("kept", 0))})
         reporting.log_counts("drop", drop_counts)
         reporting.log_counts("reject", reject_counts)
-        plot = reporting.histogram_plot(series, "Segment lengths (characters; capped at 6,000)", "characters",
-                                        f"{tmp}/segment_lengths.png", width)
+        plot = reporting.histogram_plot(series, f"Segment lengths (characters; capped at {LENGTH_PLOT_MAX:,})", "characters",
+                                        f"{tmp}/segment_lengths.png", LENGTH_BIN)
         mlflow.log_artifact(str(plot))
 
 

@@ -68,3 +68,15 @@ def test_a_glob_matching_nothing_is_one_clear_error(corpus, lakehouse, mlflow_st
     assert run_ingest(corpus, lakehouse, mlflow_store, "nothing-*.warc.gz") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "matches no files" in err[0]
+
+
+def test_a_record_in_two_files_is_one_page(corpus, lakehouse, mlflow_store, capsys):
+    # The same record (id, URL and payload) archived twice: the first read sees the repeat and the page write
+    # drops it; without repeats that write skips the shuffle.
+    twin = corpus / "twin"
+    twin.mkdir()
+    (twin / "c.warc.gz").write_bytes((corpus / "b.warc.gz").read_bytes())
+    assert run_ingest(corpus, lakehouse, mlflow_store, "b.warc.gz", "twin/c.warc.gz") == 0
+    assert "4 pages (2 new" in capsys.readouterr().out
+    assert sorted(r.url for r in lakehouse.read("pages").collect()) == [
+        "https://example.com/page-10", "https://example.com/page-11"]
