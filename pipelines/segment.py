@@ -127,7 +127,6 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-
     spark, lakehouse = ctx.spark, ctx.lakehouse
     if not lakehouse.exists("pages"):
         raise StageError(f"no `pages` table in {lakehouse.root}: run `humpback ingest --input GLOB` first")
