@@ -134,14 +134,18 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     pages = lakehouse.read("pages").select("page_id", "url", "html")
     n_pages = pages.count()
     print(f"segment: {n_pages} pages -> {lakehouse.path('segments')}", flush=True)
-    # Small partitions keep every core busy: a page takes tens of milliseconds to segment and score.
-    partitions = max(spark.sparkContext.defaultParallelism * 2, n_pages // 200 or 1)
+    # About 50 pages a task: a page takes tens of milliseconds to segment and score, so tasks of a few seconds
+    # leave no core idle long at the end of the stage (with 200 a task, one of two cores idled 4 s in 45).
+    cores = spark.sparkContext.defaultParallelism
+    partitions = max(cores * 4, n_pages // 50)
     parsed = pages.repartition(partitions, "page_id").mapInArrow(segment_pages(thresholds, dedup), ddl(OUTPUT_COLUMNS)) \
         .persist(StorageLevel.DISK_ONLY)
     try:
         segments = parsed.where("kind = 'segment'")
         signals = F.struct(*[F.col(f"sig_{name}").alias(name) for name in SIGNAL_TYPES]).alias("signals")
         decided = mark_duplicates(segments, dedup).select(*[signals if c == "signals" else c for c in SEGMENT_COLUMNS])
+        # Fewer, larger files than the many small tasks above would write: about 1,000 pages' segments each.
+        decided = decided.coalesce(max(cores, n_pages // 1000))
         # Pages are unique by page_id and a segment id hashes its page id and position: no id repeats.
         result = lakehouse.upsert(decided, "segments", ["segment_id"], unique_keys=True)
         rejects = parsed.where("kind = 'reject'").select(
