@@ -47,8 +47,8 @@ LID_MODEL_IN_PACKAGE = ("resources", "lid.176.ftz")
 
 RESULT_PREFIX = "BENCH-RESULT "
 # "A few thousand pages" (issue 3). Each run of the two jobs also has a fixed cost (Delta commits, small jobs,
-# MLflow runs: about 10 s here) that a real corpus spreads over far more pages; the scaling table shows the
-# ratio at every size.
+# MLflow runs: about 5 s in a warm driver here) that a real corpus spreads over far more pages; the scaling table
+# shows the ratio at every size.
 DEFAULT_PAGES = 4000
 PAGES_PER_FILE = 256
 QUICK_PAGES, QUICK_SCALES = 460, "1,2"
