@@ -1,15 +1,24 @@
-"""N-gram overlap between training instructions and evaluation prompts (decontamination).
+"""N-gram overlap between training texts and evaluation prompts (decontamination).
 
-The paper does not decontaminate its web data against the evaluation prompts (paper-notes 4.8); we do. A text's
-words are its runs of ASCII letters and digits, lower-cased; its grams are the distinct runs of `n` consecutive
-words. A text shorter than `n` words is one gram of all its words, so a short evaluation prompt copied verbatim
-is still caught. `sql/curated_pairs.sql` computes the instruction side with the same rule in Spark SQL; the
-tests hold the two to the same answers.
+The paper does not decontaminate its web data against the evaluation prompts (paper-notes 4.8); we do, for the
+instructions and outputs of curated pairs and for the seed rows alike. A text's words are its runs of ASCII
+letters and digits, lower-cased; its grams are the distinct runs of `n` consecutive words (a text shorter than
+`n` words is one gram of all its words).
+
+`eval_overlap(text, index)` is the signal the SQL thresholds (registered as the Spark SQL function
+`eval_overlap`): the largest of
+- the share of the text's grams found among the evaluation prompts' grams (an instruction copied from a prompt),
+- for each evaluation prompt of at least `n` words, the share of that prompt's grams found in the text (a prompt
+  pasted into a long output),
+- 1.0 when an evaluation prompt shorter than `n` words (three words or more) occurs inside the text; one- and
+  two-word prompts match only a text of exactly those words (else "hello" would match every greeting).
 """
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 DEFAULT_NGRAM = 8
 _WORD = re.compile(r"[a-z0-9]+")
@@ -31,20 +40,56 @@ def ngrams(text: str, n: int = DEFAULT_NGRAM) -> set[str]:
     return {" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
 
 
-def ngram_index(texts: Iterable[str], n: int = DEFAULT_NGRAM) -> set[str]:
-    """Every n-gram of every text: what the evaluation prompts contribute to `eval_ngrams`."""
-    index: set[str] = set()
-    for text in texts:
-        index |= ngrams(text, n)
-    return index
+MIN_CONTAINED_PROMPT_WORDS = 3
 
 
-def overlap(text: str, index: set[str], n: int = DEFAULT_NGRAM) -> float:
-    """The share of the text's distinct n-grams found in `index`; 0.0 for a text without words."""
-    grams = ngrams(text, n)
-    return len(grams & index) / len(grams) if grams else 0.0
+@dataclass(frozen=True)
+class EvalIndex:
+    """The evaluation prompts' n-grams, indexed for `eval_overlap`."""
+
+    n: int
+    grams: frozenset[str]
+    prompt_sizes: tuple[int, ...]  # distinct grams of each prompt of at least n words
+    gram_prompts: dict[str, tuple[int, ...]] = field(hash=False, compare=False)  # gram -> those prompts
+    short_prompts: tuple[str, ...] = ()  # prompts shorter than n words, as their words joined by spaces
 
 
-def is_contaminated(text: str, index: set[str], max_overlap: float, n: int = DEFAULT_NGRAM) -> bool:
-    """True when the overlap reaches `max_overlap` (the SQL's exclusion rule; above 1.0 nothing is excluded)."""
-    return overlap(text, index, n) >= max_overlap
+def build_index(prompts: Iterable[str], n: int = DEFAULT_NGRAM) -> EvalIndex:
+    sizes: list[int] = []
+    gram_prompts: dict[str, list[int]] = {}
+    short: set[str] = set()
+    for prompt in prompts:
+        tokens = words(prompt)
+        if not tokens:
+            continue
+        if len(tokens) < n:
+            short.add(" ".join(tokens))
+            continue
+        for gram in ngrams(prompt, n):
+            gram_prompts.setdefault(gram, []).append(len(sizes))
+        sizes.append(len(ngrams(prompt, n)))
+    grams = frozenset(gram_prompts) | frozenset(short)
+    return EvalIndex(n=n, grams=grams, prompt_sizes=tuple(sizes),
+                     gram_prompts={gram: tuple(ids) for gram, ids in gram_prompts.items()},
+                     short_prompts=tuple(sorted(short)))
+
+
+def eval_overlap(text: str | None, index: EvalIndex) -> float:
+    """How much of `text` comes from the evaluation prompts (0..1), by the rule in the module docstring."""
+    tokens = words(text or "")
+    if not tokens:
+        return 0.0
+    joined = f" {' '.join(tokens)} "
+    for prompt in index.short_prompts:
+        if joined == f" {prompt} " or (len(prompt.split()) >= MIN_CONTAINED_PROMPT_WORDS and f" {prompt} " in joined):
+            return 1.0
+    grams = ngrams(text or "", index.n)
+    own = len(grams & index.grams) / len(grams)
+    found = Counter(prompt for gram in grams for prompt in index.gram_prompts.get(gram, ()))
+    theirs = max((count / index.prompt_sizes[prompt] for prompt, count in found.items()), default=0.0)
+    return max(own, theirs)
+
+
+def register_eval_overlap(spark, index: EvalIndex, name: str = "eval_overlap") -> None:
+    """`name(text)` as a Spark SQL function returning `eval_overlap(text, index)`."""
+    spark.udf.register(name, lambda text: eval_overlap(text, index), "double")

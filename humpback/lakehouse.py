@@ -118,7 +118,9 @@ class Lakehouse:
             inserted = int((last.get("operationMetrics") or {}).get("numOutputRows", 0))
             return {"version": int(last["version"]), "inserted": inserted, "updated": 0}
         condition = " AND ".join(f"t.`{key}` <=> s.`{key}`" for key in keys)
-        merge = DeltaTable.forPath(self.spark, self.path(table)).alias("t").merge(source.alias("s"), condition)
+        # Schema evolution: a table written by an earlier version gains the columns a newer stage writes.
+        merge = DeltaTable.forPath(self.spark, self.path(table)).alias("t").merge(source.alias("s"), condition) \
+            .withSchemaEvolution()
         if update:
             merge = merge.whenMatchedUpdateAll()
         merge.whenNotMatchedInsertAll().execute()

@@ -1,7 +1,8 @@
 """Seed-set parsers: (instruction, output) pairs from OASST1, instruction/output records and chat records.
 
 Every parser returns ``(rows, rejects)``:
-- rows: ``{example_id, instruction, output, source, split}``, the ``seed`` table's columns;
+- rows: ``{example_id, instruction, output, source, split}``, the ``seed`` table's columns (the stage adds
+  ``source_file``, the input file the rows came from);
 - rejects: ``{source, stage: 'seed', reason, detail}``, the ``rejects`` table's columns.
 
 One input record gives exactly one row or one reject, so nothing is dropped silently. An input record is a

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,13 @@ DELTA_SETTINGS = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
+
+
+# PySpark logs every SQL error it raises as a JSON record of several kilobytes (message, JVM stack trace) on
+# stderr, through these Python loggers, before the caller can handle the exception. Our commands print the error
+# in one line, so the records are shown only when Spark's own log level asks for INFO or more.
+QUERY_CONTEXT_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
+VERBOSE_LOG_LEVELS = frozenset({"ALL", "TRACE", "DEBUG", "INFO"})
 
 
 class SparkSetupError(RuntimeError):
@@ -106,5 +114,17 @@ def get_spark(settings: dict[str, Any] | None = None, app_name: str | None = Non
     for key, value in session_settings(settings).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel(settings.get("log_level", "WARN"))
+    log_level = str(settings.get("log_level", "WARN"))
+    spark.sparkContext.setLogLevel(log_level)
+    quiet_query_context_loggers(log_level)
     return spark
+
+
+def quiet_query_context_loggers(log_level: str) -> None:
+    """Keep PySpark's error records (QUERY_CONTEXT_LOGGERS) off stderr unless log_level is INFO or finer."""
+    from pyspark.logger import PySparkLogger
+
+    for name in QUERY_CONTEXT_LOGGERS:
+        # Made by PySpark's own factory: a plain logging.Logger would reject the fields PySpark logs with.
+        logger = PySparkLogger.getLogger(name)
+        logger.setLevel(logging.WARNING if log_level.upper() in VERBOSE_LOG_LEVELS else logging.CRITICAL)

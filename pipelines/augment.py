@@ -13,8 +13,8 @@ KEYS = ("segment_id", "backward_model", "prompt_version")
 CANDIDATE_COLUMNS = {
     "segment_id": "string", "instruction": "string", "instruction_hash": "string", "backward_model": "string",
     "model_uri": "string", "model_version": "string", "prompt_version": "string", "sampling": "string",
-    "seed": "long", "status": "string", "error": "string", "flags": "array<string>", "prompt_tokens": "long",
-    "completion_tokens": "long",
+    "seed": "long", "finish_reason": "string", "status": "string", "error": "string", "flags": "array<string>",
+    "prompt_tokens": "long", "completion_tokens": "long",
 }
 
 
@@ -49,24 +49,31 @@ def clean_instruction(text: str) -> str:
 
 
 def augment_handler(sampling: dict[str, Any], lineage: dict[str, str], flag_limits: dict[str, int]):
-    """Rows (segment_id, text) -> candidate rows, on a worker."""
+    """Rows (segment_id, text) -> candidate rows, on a worker. Each row samples with its own seed, a hash of the
+    run's seed and its segment_id, recorded in `seed` and in the `sampling` JSON."""
 
     def handle(rows: list[dict], engine) -> list[dict]:
-        from humpback.inference.base import Request, Sampling
+        from humpback.inference.base import LENGTH, Request, Sampling
+        from humpback.inference.seeding import row_seed
         from humpback.quality.instruction_flags import instruction_flags
         from humpback.training.sft import build_messages
 
-        requests = [Request(messages=tuple(build_messages("", row["text"], "backward")[0])) for row in rows]
+        seeds = [row_seed(sampling["seed"], row["segment_id"]) for row in rows]
+        requests = [Request(messages=tuple(build_messages("", row["text"], "backward")[0]), seed=seed)
+                    for row, seed in zip(rows, seeds)]
         generations = engine.generate(requests, Sampling(**sampling))
         out = []
-        for row, generation in zip(rows, generations):
+        for row, seed, generation in zip(rows, seeds, generations):
             instruction = None if generation.error else clean_instruction(generation.texts[0])
+            truncated = generation.finish_reason == LENGTH
             out.append({
                 "segment_id": row["segment_id"], "instruction": instruction,
                 "instruction_hash": instruction_hash(instruction), **lineage,
-                "sampling": json.dumps(sampling, sort_keys=True), "seed": sampling["seed"],
+                "sampling": json.dumps({**sampling, "run_seed": sampling["seed"], "seed": seed}, sort_keys=True),
+                "seed": seed, "finish_reason": generation.finish_reason,
                 "status": "error" if generation.error else "ok", "error": generation.error,
-                "flags": instruction_flags(instruction, row["text"], **flag_limits) if instruction is not None else [],
+                "flags": instruction_flags(instruction, row["text"], **flag_limits, truncated=truncated)
+                if instruction is not None else [],
                 "prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens,
             })
         return out
@@ -81,6 +88,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     from humpback.inference.spark_adapter import InferencePlan, engine_spec, plan_settings, run_inference
     from humpback.models import resolve_model
     from humpback.prompts import BACKWARD_TEMPLATE_VERSION
+    from humpback.quality.diversity import format_diversity, instruction_diversity
     from humpback.tracking import start_run
 
     settings = ctx.config["augment"]
@@ -124,15 +132,23 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         flag_counts = {r["flag"]: r["count"] for r in
                        candidates.select(F.explode("flags").alias("flag")).groupBy("flag").count().collect()}
         flagged = candidates.where(F.size("flags") > 0).count()
+        diversity = instruction_diversity(candidates.where(F.col("status") == "ok"))
+        truncated = flag_counts.get("truncated", 0)
         summary = {"rows_this_run": stats.rows_done, "prompt_tokens": stats.prompt_tokens,
                    "completion_tokens": stats.completion_tokens, "tokens_per_second": stats.tokens_per_second,
-                   "candidates": sum(status_counts.values()), "flagged": flagged}
+                   "candidates": sum(status_counts.values()), "flagged": flagged, "truncated": truncated,
+                   "truncated_share": truncated / diversity["rows"] if diversity["rows"] else 0.0,
+                   "diversity.first_words_ratio": diversity["first_words_ratio"],
+                   "diversity.distinct_ratio": diversity["distinct_ratio"]}
         mlflow.log_metrics({k: float(v) for k, v in summary.items()})
         reporting.log_counts("status", status_counts)
         reporting.log_counts("flag", flag_counts)
     print(f"augment: {stats.rows_done} instructions written this run ({stats.completion_tokens} tokens generated, "
           f"{stats.tokens_per_second:.0f} tokens/s); {summary['candidates']} candidates for this model, "
           f"{flagged} flagged")
+    print(f"augment: {format_diversity(diversity)}")
+    print(f"augment: {truncated} of {diversity['rows']} instructions ({100 * summary['truncated_share']:.1f}%) hit "
+          f"the token budget (augment.max_new_tokens = {sampling['max_new_tokens']}) and are flagged `truncated`")
     print(reporting.format_counts("candidates by status", status_counts))
     if flag_counts:
         print(reporting.format_counts("flags (a candidate may have several)", flag_counts, total=summary["candidates"]))

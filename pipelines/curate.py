@@ -17,21 +17,23 @@ from typing import Any
 from pipelines.augment import stable_model_ref
 from pipelines.common import Context, StageError, run_stage, stage_parser
 
-KEYS = ("segment_id", "iteration", "scorer_model", "mode")
+# A rating is of one instruction for one segment: after the backward model is retrained and augment rerun, a
+# segment's new instruction is a new pair to rate.
+KEYS = ("segment_id", "instruction_hash", "iteration", "scorer_model", "mode")
 RATING_COLUMNS = {
     "segment_id": "string", "iteration": "int", "scorer_model": "string", "mode": "string", "score": "double",
     "score_probs": "map<string,double>", "rationale": "string", "parse_status": "string",
     "raw_parse_status": "string", "score_source": "string", "n_samples": "int", "instruction_hash": "string",
     "backward_model": "string", "scorer_uri": "string", "prompt_version": "string", "status": "string",
-    "error": "string", "prompt_tokens": "long", "completion_tokens": "long",
+    "error": "string", "prompt_tokens": "long", "completion_tokens": "long", "seed": "long", "sampling": "string",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = stage_parser("curate", "Rate (instruction, segment) pairs with a forward model into `ratings`.")
     parser.add_argument("--iteration", type=int, required=True, help="1 rates with M0, 2 with M1, ...")
-    parser.add_argument("--scorer", default=None, help="forward model (default: config curate.scorer, "
-                                                       "models:/humpback-forward@m0)")
+    parser.add_argument("--scorer", default=None, help="forward model (default: config curate.scorer, else M(K-1): "
+                                                       "models:/humpback-forward@m{K-1})")
     parser.add_argument("--mode", choices=("generate", "logprob"), default=None,
                         help="generate: reasoning then 'Score: N' (the paper); logprob: expected score in one pass")
     parser.add_argument("--limit", type=int, default=None, help="only the first N candidates (by segment_id)")
@@ -41,13 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def rating_request(instruction: str, output: str, assistant_prefix: str = ""):
+def rating_request(instruction: str, output: str, assistant_prefix: str = "", seed: int | None = None):
     from humpback.inference.base import Request
     from humpback.prompts import SEED_TAG, rating_prompt
 
     # M0 learned the assistant's voice under the seed tag, so the rubric is asked in that voice.
     messages = ({"role": "system", "content": SEED_TAG}, {"role": "user", "content": rating_prompt(instruction, output)})
-    return Request(messages=messages, assistant_prefix=assistant_prefix)
+    return Request(messages=messages, assistant_prefix=assistant_prefix, seed=seed)
 
 
 def reasoning_before_score(text: str) -> str:
@@ -76,12 +78,23 @@ def guided_scores(engine, pending: list[tuple[str, str, str]]) -> list[tuple[str
     return out
 
 
+def pair_key(segment_id: str, instruction_hash: str) -> str:
+    """The key a rated pair's sampling seed is derived from."""
+    return f"{segment_id}\x00{instruction_hash}"
+
+
 def generate_handler(sampling: dict[str, Any], lineage: dict[str, Any]):
+    """Each pair samples with its own seed (a hash of the run's seed and the pair's key), recorded in `seed`."""
+
     def handle(rows: list[dict], engine) -> list[dict]:
+        import json
+
         from humpback.inference.base import Sampling
         from humpback.inference.rating import OK, aggregate_samples, parse_rating
+        from humpback.inference.seeding import row_seed
 
-        requests = [rating_request(row["instruction"], row["text"]) for row in rows]
+        seeds = [row_seed(sampling["seed"], pair_key(row["segment_id"], row["instruction_hash"])) for row in rows]
+        requests = [rating_request(row["instruction"], row["text"], seed=seed) for row, seed in zip(rows, seeds)]
         generations = engine.generate(requests, Sampling(**sampling))
         # Only the generated continuation is parsed, never the prompt; samples without a valid score line get
         # theirs from the guided step below.
@@ -94,7 +107,9 @@ def generate_handler(sampling: dict[str, Any], lineage: dict[str, Any]):
         for i, (row, generation) in enumerate(zip(rows, generations)):
             base = {"segment_id": row["segment_id"], "instruction_hash": row["instruction_hash"], **lineage,
                     "prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens,
-                    "n_samples": len(generation.texts)}
+                    "n_samples": len(generation.texts), "seed": seeds[i],
+                    "sampling": json.dumps({**sampling, "run_seed": sampling["seed"], "seed": seeds[i]},
+                                           sort_keys=True)}
             if generation.error:
                 out.append({**base, "status": "error", "error": generation.error, "parse_status": "missing",
                             "raw_parse_status": "missing"})
@@ -126,10 +141,18 @@ def logprob_handler(lineage: dict[str, Any]):
                         "score_probs": scores.probs if ok else None, "parse_status": "ok" if ok else "missing",
                         "raw_parse_status": "ok" if ok else "missing", "score_source": "logprob", "n_samples": 1,
                         "status": "ok" if ok else "error", "error": scores.error,
-                        "prompt_tokens": scores.prompt_tokens, "completion_tokens": 0})
+                        "prompt_tokens": scores.prompt_tokens, "completion_tokens": 0, "seed": None,
+                        "sampling": None})
         return out
 
     return handle
+
+
+def default_scorer(iteration: int) -> str:
+    """Iteration K is rated by the model of iteration K-1 (M0 for K = 1), as in the paper."""
+    if iteration < 1:
+        raise StageError(f"--iteration {iteration}: iterations start at 1 (iteration K is rated by M(K-1))")
+    return f"models:/humpback-forward@m{iteration - 1}"
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
@@ -147,7 +170,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         if not lakehouse.exists(table):
             raise StageError(f"no `{table}` table in {lakehouse.root}: run `{hint}` first")
     ctx.mlflow_uri  # noqa: B018 - model references may point at the registry
-    scorer_uri = args.scorer or settings["scorer"]
+    scorer_uri = args.scorer or settings["scorer"] or default_scorer(args.iteration)
     scorer_model = stable_model_ref(resolve_model(scorer_uri))
     backward_model = stable_model_ref(resolve_model(args.backward_model or ctx.config["augment"]["model"]))
     lineage = {"iteration": args.iteration, "scorer_model": scorer_model, "mode": mode, "scorer_uri": scorer_uri,
@@ -162,8 +185,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if lakehouse.exists("ratings"):
         done = lakehouse.read("ratings").where(
             (F.col("iteration") == args.iteration) & (F.col("scorer_model") == scorer_model)
-            & (F.col("mode") == mode) & (F.col("status") == "ok")).select("segment_id")
-        pairs = pairs.join(done, "segment_id", "left_anti")
+            & (F.col("mode") == mode) & (F.col("status") == "ok")).select("segment_id", "instruction_hash")
+        pairs = pairs.join(done, ["segment_id", "instruction_hash"], "left_anti")
     todo = pairs.withColumn("iteration", F.lit(args.iteration)).withColumn("scorer_model", F.lit(scorer_model)) \
         .withColumn("mode", F.lit(mode))
     if mode == "generate":

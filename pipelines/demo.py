@@ -45,12 +45,19 @@ def summary_rows(ctx: Context, iterations: int) -> list[list]:
 
     lakehouse = ctx.lakehouse
     segments = lakehouse.read("segments")
-    candidates = lakehouse.read("candidates").where("status = 'ok'").count()
+    written = lakehouse.read("candidates").where("status = 'ok'")
+    candidates = written.count()
+    flags = {row["flag"]: row["count"] for row in
+             written.select(F.explode("flags").alias("flag")).groupBy("flag").count().collect()}
+    flagged = written.where(F.size("flags") > 0).count()
     training = lakehouse.read("training_sets")
     rows = [
         ["pages", lakehouse.read("pages").count()],
         ["segments (kept / all)", f"{segments.where('drop_reason IS NULL').count()} / {segments.count()}"],
         ["candidates (instructions written)", candidates],
+        ["candidates flagged (left out)", f"{flagged} of {candidates}" + (
+            " (" + ", ".join(f"{name} {n}" for name, n in sorted(flags.items(), key=lambda item: -item[1])) + ")"
+            if flags else "")],
     ]
     for k in range(1, iterations + 1):
         curated = training.where((F.col("iteration") == k) & (F.col("source") == "augmented")).count()
@@ -61,6 +68,9 @@ def summary_rows(ctx: Context, iterations: int) -> list[list]:
     rows.append([f"win rate of M{iterations} over M0", f"{100 * evaluation['win_rate']:.1f}% ± "
                  f"{100 * evaluation['stderr']:.1f} ({evaluation['wins']}W/{evaluation['ties']}T/"
                  f"{evaluation['losses']}L, judge {evaluation['judge']})"])
+    rows.append(["answers cut by the token budget (M / M0)",
+                 f"{evaluation['model_truncated']} / {evaluation['baseline_truncated']} of {evaluation['n_prompts']} "
+                 "(conf/demo.toml's evaluate.max_new_tokens)"])
     return rows
 
 

@@ -27,13 +27,13 @@ ENGINES = ("transformers", "vllm", "openai")
 # [evaluate] settings. Answers use the paper's decoding (T = 0.7, top-p = 0.9, seeded; temperature 0 = greedy);
 # the judge decodes greedily. judge "" = config model.base; prompts "" = data/sample/eval_prompts.jsonl.
 DEFAULTS = {"baseline": "models:/humpback-forward@m0", "judge": "", "prompts": "", "temperature": 0.7,
-            "top_p": 0.9, "max_new_tokens": 256, "seed": 0, "judge_max_new_tokens": 256}
+            "top_p": 0.9, "max_new_tokens": 1024, "seed": 0, "judge_max_new_tokens": 256}
 EVALUATION_COLUMNS = {
     "evaluation_id": "string", "model": "string", "baseline": "string", "judge": "string", "model_pinned": "string",
     "baseline_pinned": "string", "judge_pinned": "string", "n_prompts": "int", "wins": "int", "ties": "int",
     "losses": "int", "unparsed": "int", "win_rate": "double", "stderr": "double", "iteration": "int",
     "prompts": "string", "prompts_sha256": "string", "engine": "string", "judge_engine": "string",
-    "evaluated_at": "timestamp", "mlflow_run_id": "string",
+    "evaluated_at": "timestamp", "mlflow_run_id": "string", "model_truncated": "int", "baseline_truncated": "int",
 }
 _ITERATION_ALIAS = re.compile(r"@m(\d+)$")
 
@@ -95,11 +95,14 @@ def pinned_model(ref: str, engine: str) -> str:
     return ref if engine == "openai" else stable_model_ref(resolve_model(ref))
 
 
-def answer_request(instruction: str):
+def answer_request(instruction: str, run_seed: int = 0):
+    """The prompt's request, sampled with its own seed (a hash of the run's seed and the prompt)."""
     from humpback.inference.base import Request
+    from humpback.inference.seeding import row_seed
     from humpback.prompts import INFERENCE_TAG
 
-    return Request(messages=({"role": "system", "content": INFERENCE_TAG}, {"role": "user", "content": instruction}))
+    return Request(messages=({"role": "system", "content": INFERENCE_TAG}, {"role": "user", "content": instruction}),
+                   seed=row_seed(run_seed, instruction))
 
 
 def with_engine(config: dict, ref: str, kind: str, work: Callable[[Any], Any]) -> Any:
@@ -114,11 +117,13 @@ def with_engine(config: dict, ref: str, kind: str, work: Callable[[Any], Any]) -
         engine.close()
 
 
-def generate_answers(engine, instructions: list[str], sampling) -> tuple[list[str], int]:
-    """(answers, failed): a failed generation answers with empty text, which the judge sees as such."""
-    generations = engine.generate([answer_request(text) for text in instructions], sampling)
+def generate_answers(engine, instructions: list[str], sampling) -> tuple[list[str], list[str | None], int]:
+    """(answers, finish reasons, failed): a failed generation answers with empty text, which the judge sees as
+    such; an answer cut by max_new_tokens has finish reason `length`."""
+    generations = engine.generate([answer_request(text, sampling.seed) for text in instructions], sampling)
     answers = [generation.texts[0] if generation.texts and not generation.error else "" for generation in generations]
-    return answers, sum(1 for generation in generations if generation.error or not generation.texts)
+    reasons = [generation.finish_reasons[0] if generation.finish_reasons else None for generation in generations]
+    return answers, reasons, sum(1 for generation in generations if generation.error or not generation.texts)
 
 
 def evaluation_id(pinned: dict[str, str], prompts_sha256: str, n_prompts: int, engines: tuple[str, str],
@@ -149,11 +154,13 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     print(f"evaluate: {refs['model']} against {refs['baseline']} on {len(prompts)} prompts from {prompts_path}, "
           f"judge {refs['judge']} ({judge_engine})", flush=True)
 
-    outputs, failed = {}, {}
+    outputs, failed, truncated = {}, {}, {}
     for role in ("model", "baseline"):
-        answers, failed[role] = with_engine(ctx.config, refs[role], engine,
-                                            lambda e: generate_answers(e, instructions, answer_sampling))
-        outputs[role] = [ModelOutput(p.instruction, answer, refs[role], p.dataset) for p, answer in zip(prompts, answers)]
+        answers, reasons, failed[role] = with_engine(ctx.config, refs[role], engine,
+                                                     lambda e: generate_answers(e, instructions, answer_sampling))
+        outputs[role] = [ModelOutput(p.instruction, answer, refs[role], p.dataset, reason)
+                         for p, answer, reason in zip(prompts, answers, reasons)]
+        truncated[role] = sum(reason == "length" for reason in reasons)
     judge_sampling = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=settings["judge_max_new_tokens"],
                               seed=settings["seed"])
     judgments = with_engine(ctx.config, refs["judge"], judge_engine, lambda e: judge_pairs(
@@ -169,6 +176,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         "iteration": args.iteration if args.iteration is not None else infer_iteration(args.model),
         "prompts": str(prompts_path), "prompts_sha256": prompts_sha256, "engine": engine,
         "judge_engine": judge_engine, "evaluated_at": datetime.now(UTC),
+        "model_truncated": truncated["model"], "baseline_truncated": truncated["baseline"],
     }
     record_and_log(ctx, record, settings, outputs, judgments, failed, run_benchmarks=args.benchmarks)
     return 0
@@ -192,7 +200,7 @@ def record_and_log(ctx: Context, record: dict, settings: dict, outputs: dict, ju
                                                            "prompts_sha256", "engine", "judge_engine", "iteration")},
                            **{f"evaluate.{key}": value for key, value in settings.items()}})
         metrics = {key: record[key] for key in ("win_rate", "stderr", "wins", "ties", "losses", "unparsed",
-                                                "n_prompts")}
+                                                "n_prompts", "model_truncated", "baseline_truncated")}
         metrics.update({f"answer_errors.{role}": count for role, count in failed.items()})
         metrics["judge_errors"] = sum(1 for judgment in judgments if judgment.error)
         metrics["constrained_verdicts"] = sum(judgment.constrained for judgment in judgments)
@@ -253,6 +261,8 @@ def print_summary(record: dict, failed: dict) -> None:
           f"scored as ties); win rate {100 * record['win_rate']:.1f}% ± {100 * record['stderr']:.1f} (standard error)")
     if any(failed.values()):
         print("evaluate: failed answers (judged as empty): " + ", ".join(f"{k} {v}" for k, v in failed.items()))
+    print(f"evaluate: answers cut by the token budget (max_new_tokens): model {record['model_truncated']}, "
+          f"baseline {record['baseline_truncated']} of {record['n_prompts']}")
 
 
 def log_benchmarks(record: dict) -> None:

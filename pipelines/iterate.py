@@ -20,14 +20,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def iteration_steps(k: int, mode: str, settings: dict, max_steps: int | None) -> list[tuple[str, list[str]]]:
+def pinned_scorer(k: int) -> str:
+    """M(k-1) pinned to its registered version (models:/humpback-forward/N): curate and trainset name the same
+    model even if the alias moves while the iteration runs."""
+    from humpback.models import resolve_model
+    from pipelines.augment import stable_model_ref
+
+    return stable_model_ref(resolve_model(f"models:/{FORWARD}@m{k - 1}"))
+
+
+def iteration_steps(k: int, scorer: str, mode: str, settings: dict,
+                    max_steps: int | None) -> list[tuple[str, list[str]]]:
     set_name = settings["set_name"].format(iteration=k)
     train = ["--direction", "forward", "--dataset", set_name, "--alias", f"m{k}", "--skip-gate"]
     if max_steps:
         train += ["--max-steps", str(max_steps)]
     return [
-        ("curate", ["--iteration", str(k), "--scorer", f"models:/{FORWARD}@m{k - 1}", "--mode", mode]),
-        ("trainset", ["--name", set_name, "--iteration", str(k)]),
+        ("curate", ["--iteration", str(k), "--scorer", scorer, "--mode", mode]),
+        ("trainset", ["--name", set_name, "--iteration", str(k), "--scorer", scorer, "--mode", mode]),
         ("train", train),
     ]
 
@@ -59,7 +69,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         mlflow.log_params({"iterations": iterations, "start": args.start, "mode": mode, "stop_when_no_gain": stop_rule})
         for k in range(args.start, args.start + iterations):
             print(f"\n##### iteration {k}: M{k - 1} rates the pool, M{k} is trained", flush=True)
-            run_stages(iteration_steps(k, mode, settings, max_steps), args)
+            run_stages(iteration_steps(k, pinned_scorer(k), mode, settings, max_steps), args)
             mlflow.set_tag(f"iteration.{k}", f"models:/{FORWARD}@m{k}")
             if stop_rule:
                 model, baseline = f"models:/{FORWARD}@m{k}", f"models:/{FORWARD}@m{k - 1}"

@@ -2,6 +2,10 @@
 
 Seed sets are small (the paper's has 3,200 pairs; OASST1's message table about 90k messages), so the input is
 read and parsed in the driver and only the result goes through Spark, into Delta.
+
+Every row records the file it was loaded from (`source_file`). By default a file's pairs are merged into the
+table (new pairs added, changed ones updated, other files' pairs kept); `--replace` makes the table exactly this
+file's pairs, in one Delta commit. Either way a re-run with the same file writes no new version.
 """
 from __future__ import annotations
 
@@ -10,12 +14,13 @@ import gzip
 import json
 import sys
 from collections import Counter
+from pathlib import Path
 
 from pipelines.common import Context, StageError, ddl, run_stage, stage_parser
 
 TABLE = "seed"
 SEED_COLUMNS = {"example_id": "string", "instruction": "string", "output": "string", "source": "string",
-                "split": "string"}
+                "split": "string", "source_file": "string"}
 FORMATS = ("oasst1", "jsonl", "parquet", "messages")
 COLUMN_FORMATS = ("jsonl", "parquet")  # the formats whose column names --instruction-col/--output-col set
 
@@ -31,7 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="instruction column for jsonl/parquet (default: instruction)")
     parser.add_argument("--output-col", default=None, metavar="NAME",
                         help="output column for jsonl/parquet (default: output)")
+    parser.add_argument("--replace", action="store_true",
+                        help="make `seed` exactly this file's pairs (one commit) instead of merging them into it")
     return parser
+
+
+def source_file(path: str) -> str:
+    """The input as recorded in `seed.source_file`: a local path made absolute, a URI as given."""
+    if "://" in path or path.startswith("file:"):
+        return path
+    return str(Path(path).expanduser().resolve())
 
 
 def read_input(path: str, as_parquet: bool) -> list:
@@ -91,15 +105,73 @@ def parse_records(args: argparse.Namespace, seed_config: dict) -> tuple[list[dic
     return seeds.parse_oasst1_trees(records, args.input, **limits)
 
 
-def store_rows(ctx: Context, rows: list[dict]) -> dict[str, int]:
-    """Upsert on example_id, sending only rows that are new or changed, so a re-run makes no new version."""
+def store_rows(ctx: Context, rows: list[dict], replace: bool = False) -> dict[str, int]:
+    """Merge (default) or replace; only a real change makes a new table version, so a re-run writes nothing.
+
+    Returns the version, and how many rows were inserted, updated and (with replace) removed.
+    """
     lakehouse = ctx.lakehouse
     incoming = ctx.spark.createDataFrame(rows, ddl(SEED_COLUMNS))
-    if lakehouse.exists(TABLE):
-        incoming = incoming.join(lakehouse.read(TABLE), list(SEED_COLUMNS), "left_anti")
+    if not lakehouse.exists(TABLE):
+        return {**lakehouse.upsert(incoming, TABLE, ["example_id"], unique_keys=True), "removed": 0}
+    current = lakehouse.read(TABLE)
+    if replace:
+        return replace_rows(lakehouse, current, incoming)
+    if set(SEED_COLUMNS) <= set(current.columns):
+        incoming = incoming.join(current.select(*SEED_COLUMNS), list(SEED_COLUMNS), "left_anti")
         if incoming.isEmpty():
-            return {"version": lakehouse.version(TABLE), "inserted": 0, "updated": 0}
-    return lakehouse.upsert(incoming, TABLE, ["example_id"])
+            return {"version": lakehouse.version(TABLE), "inserted": 0, "updated": 0, "removed": 0}
+        return {**lakehouse.upsert(incoming, TABLE, ["example_id"], unique_keys=True), "removed": 0}
+    return {**merge_adding_columns(lakehouse, incoming), "removed": 0}
+
+
+def replace_rows(lakehouse, current, incoming) -> dict[str, int]:
+    """The table becomes exactly `incoming` in one overwrite commit (none when it already is)."""
+    columns = list(SEED_COLUMNS)
+    old = current.select(*[c for c in columns if c in current.columns])
+    if old.columns == columns and old.exceptAll(incoming).isEmpty() and incoming.exceptAll(old).isEmpty():
+        return {"version": lakehouse.version(TABLE), "inserted": 0, "updated": 0, "removed": 0}
+    old_rows = {row["example_id"]: row.asDict() for row in old.collect()}  # a seed set fits in the driver
+    new_rows = {row["example_id"]: row.asDict() for row in incoming.collect()}
+    counts = {"inserted": len(new_rows.keys() - old_rows.keys()), "removed": len(old_rows.keys() - new_rows.keys()),
+              "updated": sum(old_rows[key] != row for key, row in new_rows.items() if key in old_rows)}
+    version = lakehouse.write(incoming, TABLE, mode="overwrite")  # overwriteSchema: an older table gains columns
+    return {"version": version, **counts}
+
+
+def merge_adding_columns(lakehouse, incoming) -> dict[str, int]:
+    """MERGE into a table made before a column existed (source_file): the merge adds the column (schema
+    evolution); the older rows keep NULL there until their file is loaded again."""
+    from delta.tables import DeltaTable
+
+    DeltaTable.forPath(lakehouse.spark, lakehouse.path(TABLE)).alias("t") \
+        .merge(incoming.alias("s"), "t.example_id = s.example_id") \
+        .withSchemaEvolution().whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+    metrics = lakehouse.history(TABLE, 1)[0].get("operationMetrics") or {}
+    return {"version": lakehouse.version(TABLE), "inserted": int(metrics.get("numTargetRowsInserted", 0)),
+            "updated": int(metrics.get("numTargetRowsUpdated", 0))}
+
+
+def table_summary(lakehouse, version: int | None = None) -> dict:
+    """What `seed` holds at a version (default: the latest): {version, rows, splits: Counter, files: Counter}.
+    Rows from before `source_file` existed count under the file name '(not recorded)'."""
+    from pyspark.sql import functions as F
+
+    version = lakehouse.version(TABLE) if version is None else version
+    frame = lakehouse.read(TABLE, version)
+    file_column = F.col("source_file") if "source_file" in frame.columns else F.lit(None).cast("string")
+    counts = frame.groupBy("split", F.coalesce(file_column, F.lit("(not recorded)")).alias("file")).count().collect()
+    splits, files = Counter(), Counter()
+    for row in counts:
+        splits[row["split"]] += row["count"]
+        files[row["file"]] += row["count"]
+    return {"version": version, "rows": sum(splits.values()), "splits": splits, "files": files}
+
+
+def format_summary(summary: dict) -> str:
+    splits = ", ".join(f"{name} {summary['splits'][name]}" for name in sorted(summary["splits"]))
+    return (f"seed@v{summary['version']} holds {summary['rows']} pairs ({splits or 'no rows'}) "
+            f"from {len(summary['files'])} file(s)")
 
 
 def report(ctx: Context, args: argparse.Namespace, rows: list[dict], rejects: list[dict], stored: dict) -> None:
@@ -111,19 +183,27 @@ def report(ctx: Context, args: argparse.Namespace, rows: list[dict], rejects: li
 
     splits = Counter(row["split"] for row in rows)
     reasons = Counter(reject["reason"] for reject in rejects)
-    print(f"seed: {len(rows)} pairs loaded from {args.input} ({stored['inserted']} new, {stored['updated']} changed) "
-          f"-> {ctx.lakehouse.path(TABLE)} version {stored['version']}")
+    removed = f", {stored['removed']} removed" if args.replace else ""
+    print(f"seed: {len(rows)} pairs loaded from {args.input} ({stored['inserted']} new, {stored['updated']} changed"
+          f"{removed}) -> {ctx.lakehouse.path(TABLE)} version {stored['version']}"
+          + (" (replaced: the table is exactly this file's pairs)" if args.replace else ""))
     print("seed: split " + ", ".join(f"{name} {splits[name]}" for name in sorted(splits)) + f"; {len(rejects)} rejected")
     if reasons:
         print(reporting.format_counts("rejects by reason", reasons))
+    summary = table_summary(ctx.lakehouse, stored["version"])
+    print(f"seed: {format_summary(summary)}"
+          + (": " + ", ".join(f"{name} ({n})" for name, n in sorted(summary["files"].items()))
+             if len(summary["files"]) > 1 else ""))
     ctx.mlflow_uri  # noqa: B018 - configures the tracking store
     with start_run("seed", ctx.config, stage="seed"):
-        mlflow.log_params({"input": args.input[:500], "format": args.format,
+        mlflow.log_params({"input": args.input[:500], "format": args.format, "replace": args.replace,
                            "instruction_col": args.instruction_col or "", "output_col": args.output_col or "",
                            "table": ctx.lakehouse.path(TABLE), "table_version": stored["version"],
                            **{f"seed.{key}": value for key, value in ctx.config.get("seed", {}).items()}})
         mlflow.log_metrics({"rows": float(len(rows)), "rows_new": float(stored["inserted"]),
-                            "rows_changed": float(stored["updated"]), "rejects": float(len(rejects))})
+                            "rows_changed": float(stored["updated"]), "rows_removed": float(stored["removed"]),
+                            "rejects": float(len(rejects)), "table_rows": float(summary["rows"]),
+                            "table_files": float(len(summary["files"]))})
         reporting.log_counts("split", splits)
         reporting.log_counts("reject", reasons)
 
@@ -132,7 +212,12 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if (args.instruction_col or args.output_col) and args.format not in COLUMN_FORMATS:
         raise StageError(f"--instruction-col and --output-col apply to --format jsonl or parquet, not {args.format}")
     rows, rejects = parse_records(args, ctx.config.get("seed", {}))
-    stored = store_rows(ctx, rows)
+    if args.replace and not rows:
+        # an unreadable or wrongly named column must not empty the seed the models train on
+        raise StageError(f"--replace: {args.input} has no usable pairs ({len(rejects)} rejected); `seed` left as it is")
+    recorded = source_file(args.input)
+    rows = [{**row, "source_file": recorded} for row in rows]
+    stored = store_rows(ctx, rows, replace=args.replace)
     ctx.lakehouse.add_rejects(rejects)
     report(ctx, args, rows, rejects, stored)
     return 0

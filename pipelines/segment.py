@@ -15,7 +15,7 @@ SIGNAL_TYPES = {
     "alpha_word_frac": "double", "stop_word_count": "int", "stop_word_frac": "double",
     "symbol_to_word_ratio": "double", "n_lines": "int", "mean_line_length": "double", "bullet_line_frac": "double",
     "ellipsis_line_frac": "double", "duplicate_line_frac": "double", "n_emails": "int", "n_phones": "int",
-    "lang": "string", "lang_score": "double",
+    "lang": "string", "lang_score": "double", "lang_share": "double", "foreign_paragraphs": "int",
 }
 BASE_COLUMNS = {
     "kind": "string", "segment_id": "string", "page_id": "string", "url": "string", "position": "int",

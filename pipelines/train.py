@@ -1,9 +1,13 @@
 """`humpback train`: fine-tune a backward (M_yx) or forward (M0, M1, ...) model on one version of a Delta table,
 log it to MLflow with its dataset lineage, and register it under an alias.
 
-The dataset is `seed` (its train split) or a named set of `training_sets`, read at one table version that the
-run records with a content digest. Training sets are at most tens of thousands of pairs, so the rows are
-collected to the driver and tokenized there. A backward model is then checked on the seed's dev split (the gate).
+The dataset is `seed` or a named set of `training_sets`, read at one table version (the latest unless pinned) that
+the run records with a content digest, and the stage prints what that version holds. A forward model (M0) trains
+on the whole seed, train and dev splits, as in the paper; a backward model trains on the train split only, and is
+then checked on the dev split it never saw (the gate). Training sets are at most tens of thousands of pairs, so
+the rows are collected to the driver and tokenized there. The paper's batch rule (32, or 8 below 3,000 examples)
+counts the rows read, which are exactly the examples trained on: one per row, after the split filter and after
+any upsampled copies.
 """
 from __future__ import annotations
 
@@ -37,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--direction", required=True, choices=tuple(REGISTERED_MODELS),
                         help="backward: output -> instruction (M_yx); forward: instruction -> output (M0, M1, ...)")
     parser.add_argument("--dataset", required=True, metavar="seed|NAME[@VERSION]",
-                        help="`seed` (its train split) or a set of `training_sets`; @VERSION pins the Delta "
-                             "version (default: the latest)")
+                        help="`seed` (all of it for a forward model; its train split for a backward model) or a "
+                             "set of `training_sets`; @VERSION pins the Delta version (default: the latest)")
     parser.add_argument("--alias", required=True, help="registry alias, e.g. myx, m0, m1")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
     parser.add_argument("--base", default=None, metavar="MODEL_REF",
@@ -79,11 +83,17 @@ class TrainingData:
     ref: DatasetRef
     path: str
     version: int
-    rows: list[dict]  # example_key, instruction, output, source, tag
+    rows: list[dict]  # example_key, instruction, output, source, tag; one row = one training example
+    selection: str  # the filter that chose the rows from the table version: SQL, or "all splits" for the seed
 
     @property
     def label(self) -> str:
         return f"{self.ref.name}@v{self.version}"
+
+    @property
+    def n_examples(self) -> int:
+        """The examples the model trains on, which the paper's batch-size rule counts."""
+        return len(self.rows)
 
     @cached_property
     def sha256(self) -> str:
@@ -95,8 +105,9 @@ class TrainingData:
         return digest.hexdigest()
 
 
-def read_training_data(lakehouse, ref: DatasetRef) -> TrainingData:
-    """The dataset's rows at one version; an empty or unknown dataset is a StageError."""
+def read_training_data(lakehouse, ref: DatasetRef, direction: str = "forward") -> TrainingData:
+    """The dataset's rows at one version (the whole seed for a forward model, its train split for a backward one);
+    an empty or unknown dataset is a StageError."""
     table = ref.table
     if not lakehouse.exists(table):
         hint = "humpback seed --input PATH --format jsonl" if table == SEED_TABLE else "humpback trainset --name NAME"
@@ -106,20 +117,30 @@ def read_training_data(lakehouse, ref: DatasetRef) -> TrainingData:
     if not 0 <= version <= latest:
         raise StageError(f"`{table}` has versions 0..{latest}, not {version}")
     frame = lakehouse.read(table, version)
-    rows = seed_rows(frame) if table == SEED_TABLE else training_set_rows(frame, ref.name)
+    if table == SEED_TABLE:
+        selection = seed_selection(direction)
+        rows = seed_rows(frame, direction)
+    else:
+        selection, rows = f"set_name = {ref.name!r}", training_set_rows(frame, ref.name)
     if not rows:
-        raise StageError(empty_dataset_message(frame, ref, version))
-    return TrainingData(ref=ref, path=lakehouse.path(table), version=version, rows=rows)
+        raise StageError(empty_dataset_message(frame, ref, version, direction))
+    return TrainingData(ref=ref, path=lakehouse.path(table), version=version, rows=rows, selection=selection)
 
 
-def seed_rows(frame) -> list[dict]:
+def seed_selection(direction: str) -> str:
+    """Forward models train on the whole seed (the paper); the backward model leaves the dev split to its gate."""
+    return "split = 'train'" if direction == "backward" else "all splits"
+
+
+def seed_rows(frame, direction: str = "forward") -> list[dict]:
     from pyspark.sql import functions as F
 
     from humpback.training.sft import SEED_TAG
 
-    selected = frame.where(F.col("split") == "train").select(
-        F.col("example_id").alias("example_key"), "instruction", "output",
-        F.lit("seed").alias("source"), F.lit(SEED_TAG).alias("tag"))
+    if direction == "backward":
+        frame = frame.where(F.col("split") == "train")
+    selected = frame.select(F.col("example_id").alias("example_key"), "instruction", "output",
+                            F.lit("seed").alias("source"), F.lit(SEED_TAG).alias("tag"))
     return [row.asDict() for row in selected.orderBy("example_key").collect()]
 
 
@@ -130,12 +151,31 @@ def training_set_rows(frame, name: str) -> list[dict]:
     return [row.asDict() for row in selected.orderBy("example_key").collect()]
 
 
-def empty_dataset_message(frame, ref: DatasetRef, version: int) -> str:
+def empty_dataset_message(frame, ref: DatasetRef, version: int, direction: str = "forward") -> str:
     if ref.table == SEED_TABLE:
-        return f"seed@v{version} has no train-split rows: nothing to train on"
+        which = "train-split rows" if direction == "backward" else "rows"
+        return f"seed@v{version} has no {which}: nothing to train on"
     names = sorted(row["set_name"] for row in frame.select("set_name").distinct().collect())
     return (f"no training set {ref.name!r} in training_sets@v{version} (nothing to train on); "
             f"sets there: {', '.join(names) or 'none'}")
+
+
+def describe_data(lakehouse, data: TrainingData, direction: str) -> str:
+    """One line: the table version read, its row counts by split (seed) or by source (a training set), and what
+    of it this model trains on."""
+    if data.ref.table == SEED_TABLE:
+        from pipelines.seed import format_summary, table_summary
+
+        summary = table_summary(lakehouse, data.version)
+        held_out = summary["rows"] - data.n_examples
+        use = (f"the backward model trains on the {data.n_examples} train-split pairs and holds out "
+               f"{held_out} for its gate" if direction == "backward"
+               else f"the {direction} model trains on all {data.n_examples} pairs (train and dev)")
+        return f"train: {format_summary(summary)}; {use}"
+    sources = Counter(row["source"] for row in data.rows)
+    by_source = ", ".join(f"{name} {sources[name]}" for name in sorted(sources))
+    return (f"train: training_sets@v{data.version} set {data.ref.name!r} holds {data.n_examples} examples "
+            f"({by_source}); the {direction} model trains on all of them")
 
 
 def forward_tag(row: dict) -> str | None:
@@ -220,13 +260,14 @@ def run_params(data: TrainingData, settings, direction: str, base: BaseModel, tr
     from humpback.training.sft import BACKWARD_TEMPLATE_VERSION, TRUNCATION_POLICY
 
     params = {f"train.{key}": value for key, value in dataclasses.asdict(settings).items()}
-    per_device, accumulation = settings.batch_layout(len(data.rows))
+    per_device, accumulation = settings.batch_layout(data.n_examples)
     params.update({
         "train.resolved_learning_rate": settings.resolved_learning_rate(),
         "train.effective_batch_size": per_device * accumulation,
         "train.gradient_accumulation_steps": accumulation,
         "direction": direction, "dataset": data.label, "dataset.table": data.ref.table, "dataset.path": data.path,
-        "dataset.version": data.version, "dataset.sha256": data.sha256, "n_examples": len(data.rows),
+        "dataset.version": data.version, "dataset.sha256": data.sha256, "dataset.filter": data.selection,
+        "n_examples": data.n_examples,
         "truncation_policy": TRUNCATION_POLICY,
         **{f"truncation.{kind}": truncation.get(kind, 0) for kind in TRUNCATION_KINDS},
         **{f"base.{key}": value for key, value in base.resolved.lineage().items()},
@@ -257,9 +298,8 @@ def log_dataset(data: TrainingData) -> None:
     sha256 = data.sha256
     dataset = mlflow.data.from_pandas(pd.DataFrame(data.rows), name=data.label, digest=sha256[:DIGEST_CHARS],
                                       source=delta_source(data.path, data.version))
-    selection = "split = 'train'" if data.ref.table == SEED_TABLE else f"set_name = {data.ref.name!r}"
     mlflow.log_input(dataset, context="training", tags={
-        "delta.path": data.path, "delta.version": str(data.version), "delta.filter": selection,
+        "delta.path": data.path, "delta.version": str(data.version), "delta.filter": data.selection,
         "content_sha256": sha256})
 
 
@@ -279,10 +319,10 @@ def mlflow_loss_logger():
 
 
 def describe_plan(data: TrainingData, settings, direction: str, base_ref: str) -> str:
-    per_device, accumulation = settings.batch_layout(len(data.rows))
+    per_device, accumulation = settings.batch_layout(data.n_examples)
     method = "full fine-tuning" if settings.full_finetune else f"LoRA r={settings.lora_r}"
     length = f"max {settings.max_steps} steps" if settings.max_steps else f"{settings.num_epochs:g} epochs"
-    return (f"train: {direction} model on {data.label} ({len(data.rows)} examples) from {base_ref}: {method}, "
+    return (f"train: {direction} model on {data.label} ({data.n_examples} examples) from {base_ref}: {method}, "
             f"lr {settings.resolved_learning_rate():g}, batch {per_device}x{accumulation}, "
             f"max_length {settings.max_length}, {length}")
 
@@ -434,7 +474,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     settings = train_settings(ctx.config, args)
     gate = gate_settings(ctx.config)
     ref = parse_dataset(args.dataset)
-    data = read_training_data(ctx.lakehouse, ref)  # fails before any model is loaded
+    data = read_training_data(ctx.lakehouse, ref, args.direction)  # fails before any model is loaded
+    print(describe_data(ctx.lakehouse, data, args.direction), flush=True)
     base = resolve_base(args.base or ctx.config.get("model", {}).get("base"))
     print(describe_plan(data, settings, args.direction, base.ref), flush=True)
     tokenizer, model = load_model(base.resolved, device="cpu", dtype=torch.float32)  # the Trainer moves it to a GPU

@@ -25,21 +25,33 @@ TABLE = "training_sets"
 REQUIRED_TABLES = {"seed": "humpback seed --input PATH --format jsonl", "segments": "humpback segment",
                    "candidates": "humpback augment", "ratings": "humpback curate --iteration K"}
 # [trainset] settings. min_score: the paper's A5 (4.5), applied to a pair's average score: the expected score in
-# logprob mode, the mean of the sampled ratings in generate mode. "any" = no filter on scorer or mode;
-# eval_prompts "" = data/sample/eval_prompts.jsonl. max_eval_overlap above 1.0 turns decontamination off.
-DEFAULTS = {"min_score": 4.5, "max_eval_overlap": 0.5, "ngram": 8, "seed_upsample": 1, "mode": "any",
-            "scorer_model": "any", "eval_prompts": ""}
-ANY = "any"
-MODES = (ANY, "generate", "logprob")
+# logprob mode, the mean of the sampled ratings in generate mode. mode / scorer_model / backward_model "": the only
+# one the iteration's ratings have (backward_model: augment.model). max_eval_overlap above 1.0 turns
+# decontamination off; the evaluation prompts are evaluate.prompts.
+DEFAULTS = {"min_score": 4.5, "max_eval_overlap": 0.5, "ngram": 8, "seed_upsample": 1, "mode": "",
+            "scorer_model": "", "backward_model": "", "include_constrained": False}
+MODES = ("generate", "logprob")
 # Set names go into Delta's replaceWhere predicate, which is a SQL string with no parameter binding; this
 # alphabet has no quote or backslash, so a name can never end the string literal it is placed in.
 SET_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 RATED_PAIRS_QUERY = """
-SELECT count(DISTINCT segment_id, instruction_hash) AS rated
+SELECT count(DISTINCT segment_id, instruction_hash) AS rated,
+       count_if(score_source = 'constrained') AS constrained
+FROM ratings
+WHERE iteration = :iteration AND scorer_model = :scorer_model AND mode = :mode
+  AND backward_model = :backward_model
+"""
+RATING_CHOICES_QUERY = """
+SELECT scorer_model, mode, backward_model, count(*) AS n
 FROM ratings
 WHERE iteration = :iteration
-  AND (:scorer_model IS NULL OR scorer_model = :scorer_model)
-  AND (:mode IS NULL OR mode = :mode)
+GROUP BY scorer_model, mode, backward_model
+ORDER BY scorer_model, mode, backward_model
+"""
+SEED_DECONTAMINATED_QUERY = """
+SELECT count(*) AS n
+FROM (SELECT DISTINCT instruction, output FROM seed)
+WHERE eval_overlap(instruction) >= :max_eval_overlap OR eval_overlap(output) >= :max_eval_overlap
 """
 LENGTH_BIN_CHARS = {"instruction": 25, "output": 250}
 
@@ -48,9 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = stage_parser("trainset", "Materialize a new version of `training_sets` from seed and curated pairs.")
     parser.add_argument("--name", required=True, help="the set's name (letters, digits, _ . -), e.g. a5-iter1")
     parser.add_argument("--iteration", type=int, required=True, help="select on the ratings of this iteration")
+    parser.add_argument("--scorer", default=None, metavar="URI",
+                        help="use the ratings of this scorer (a model URI, pinned to its version, or a stored "
+                             "ratings.scorer_model; default: trainset.scorer_model, else the only one there is)")
+    parser.add_argument("--mode", choices=MODES, default=None,
+                        help="use ratings of this mode (default: trainset.mode, else the only one there is)")
+    parser.add_argument("--backward-model", default=None, metavar="URI",
+                        help="use the instructions of this backward model (default: trainset.backward_model, "
+                             "else augment.model, pinned to its version)")
     parser.add_argument("--eval-prompts", default=None, metavar="PATH",
                         help="evaluation prompts to decontaminate against (JSONL or AlpacaEval JSON; default: "
-                             "trainset.eval_prompts, else data/sample/eval_prompts.jsonl)")
+                             "evaluate.prompts, else data/sample/eval_prompts.jsonl)")
     return parser
 
 
@@ -68,36 +88,95 @@ def trainset_settings(config: dict) -> dict[str, Any]:
     settings = {"min_score": float(values["min_score"]), "max_eval_overlap": float(values["max_eval_overlap"]),
                 "ngram": int(values["ngram"]), "seed_upsample": int(values["seed_upsample"]),
                 "mode": str(values["mode"]), "scorer_model": str(values["scorer_model"]),
-                "eval_prompts": str(values["eval_prompts"])}
+                "backward_model": str(values["backward_model"]),
+                "include_constrained": as_bool("trainset.include_constrained", values["include_constrained"])}
     if settings["ngram"] < 1 or settings["seed_upsample"] < 1:
         raise StageError("trainset.ngram and trainset.seed_upsample must be at least 1")
     if settings["max_eval_overlap"] <= 0:
         raise StageError("trainset.max_eval_overlap must be above 0 (above 1.0 turns decontamination off)")
-    if settings["mode"] not in MODES:
-        raise StageError(f"trainset.mode {settings['mode']!r}: expected one of {', '.join(MODES)}")
+    if settings["mode"] not in ("", *MODES):
+        raise StageError(f"trainset.mode {settings['mode']!r}: expected one of {', '.join(MODES)} (or \"\")")
     return settings
 
 
-def eval_prompts_path(args: argparse.Namespace, settings: dict) -> Path:
+def as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).strip().lower() in ("true", "1", "yes"):
+        return True
+    if str(value).strip().lower() in ("false", "0", "no"):
+        return False
+    raise StageError(f"{name} {value!r}: expected true or false")
+
+
+def eval_prompts_path(args: argparse.Namespace, config: dict) -> Path:
+    """The evaluation prompts: one setting (evaluate.prompts) for decontamination and for evaluation."""
     from humpback.evaluation.alpaca import DEFAULT_EVAL_PROMPTS
 
-    return Path(args.eval_prompts or settings["eval_prompts"] or DEFAULT_EVAL_PROMPTS)
+    return Path(args.eval_prompts or config.get("evaluate", {}).get("prompts") or DEFAULT_EVAL_PROMPTS)
 
 
-def rating_filters(iteration: int, settings: dict) -> dict[str, Any]:
-    """The parameters that pick ratings; "any" becomes NULL, which the SQL reads as no filter."""
-    return {"iteration": iteration,
-            "scorer_model": None if settings["scorer_model"] == ANY else settings["scorer_model"],
-            "mode": None if settings["mode"] == ANY else settings["mode"]}
+def pinned(ref: str, stored: set[str]) -> str:
+    """A value as stored in the tables: as given when the tables hold it, else the model resolved and pinned."""
+    if ref in stored:
+        return ref
+    from humpback.models import resolve_model
+    from pipelines.augment import stable_model_ref
+
+    try:
+        return stable_model_ref(resolve_model(ref))
+    except Exception as error:  # noqa: BLE001 - an unknown model is the user's error: one line
+        known = ", ".join(sorted(stored)) or "none"
+        raise StageError(f"{ref!r} is neither a stored value ({known}) nor a model that resolves: {error}") from None
 
 
-def curated_pairs_params(iteration: int, settings: dict) -> dict[str, Any]:
-    return {**rating_filters(iteration, settings), "min_score": settings["min_score"],
-            "ngram": settings["ngram"], "max_eval_overlap": settings["max_eval_overlap"]}
+def choose_ratings(choices: list[dict], iteration: int, scorer: str | None, mode: str | None,
+                   backward_model: str) -> dict[str, str]:
+    """The one (scorer_model, mode) of the iteration's ratings of `backward_model`'s instructions that matches what
+    was named; a StageError listing what exists when none or several do."""
+    def describe(rows):
+        return "; ".join(f"--scorer {row['scorer_model']} --mode {row['mode']} --backward-model "
+                         f"{row['backward_model']} ({row['n']} ratings)" for row in rows) or "none"
+
+    matching = [row for row in choices if row["backward_model"] == backward_model
+                and (scorer is None or row["scorer_model"] == scorer) and (mode is None or row["mode"] == mode)]
+    if len(matching) == 1:
+        return {"scorer_model": matching[0]["scorer_model"], "mode": matching[0]["mode"]}
+    named = ", ".join(part for part in (f"scorer {scorer}" if scorer else "", f"mode {mode}" if mode else "",
+                                        f"backward model {backward_model}") if part)
+    if not matching:
+        raise StageError(f"iteration {iteration} has no ratings for {named}; it has: {describe(choices)}")
+    raise StageError(f"iteration {iteration} has ratings from {len(matching)} scorer/mode choices for {named}: "
+                     f"name one with {describe(matching)}")
 
 
-def training_set_params(name: str, iteration: int, settings: dict) -> dict[str, Any]:
-    return {"set_name": name, "iteration": iteration, "seed_upsample": settings["seed_upsample"]}
+def rating_lineage(spark, args: argparse.Namespace, config: dict, settings: dict) -> dict[str, str]:
+    """{scorer_model, mode, backward_model}: the one scorer, rating mode and backward model of the set."""
+    from humpback.sqlfiles import query_with_params
+
+    choices = [row.asDict() for row in query_with_params(spark, RATING_CHOICES_QUERY,
+                                                         {"iteration": args.iteration}).collect()]
+    backward_ref = args.backward_model or settings["backward_model"] or config["augment"]["model"]
+    backward_model = pinned(backward_ref, {row["backward_model"] for row in choices if row["backward_model"]})
+    scorer_ref = args.scorer or settings["scorer_model"] or None
+    scorer = pinned(scorer_ref, {row["scorer_model"] for row in choices}) if scorer_ref else None
+    chosen = choose_ratings(choices, args.iteration, scorer, args.mode or settings["mode"] or None, backward_model)
+    return {**chosen, "backward_model": backward_model}
+
+
+def curated_pairs_params(iteration: int, lineage: dict[str, str], settings: dict) -> dict[str, Any]:
+    return {"iteration": iteration, "scorer_model": lineage["scorer_model"], "mode": lineage["mode"],
+            "backward_model": lineage["backward_model"], "min_score": settings["min_score"],
+            "include_constrained": settings["include_constrained"], "max_eval_overlap": settings["max_eval_overlap"]}
+
+
+def training_set_params(name: str, iteration: int, lineage: dict[str, str], settings: dict) -> dict[str, Any]:
+    from humpback.prompts import SEED_TAG, WEB_TAG
+
+    return {"set_name": name, "iteration": iteration, "seed_upsample": settings["seed_upsample"],
+            "seed_tag": SEED_TAG, "web_tag": WEB_TAG, "scorer_model": lineage["scorer_model"],
+            "rating_mode": lineage["mode"], "backward_model": lineage["backward_model"],
+            "max_eval_overlap": settings["max_eval_overlap"]}
 
 
 def require_tables(lakehouse) -> None:
@@ -106,14 +185,13 @@ def require_tables(lakehouse) -> None:
             raise StageError(f"no `{table}` table in {lakehouse.root}: run `{command}` first")
 
 
-def register_eval_ngrams(spark, path: Path, n: int) -> int:
-    """The view `eval_ngrams(ngram)` of the evaluation prompts' word n-grams; returns how many prompts."""
-    from humpback.decontamination import ngram_index
+def register_decontamination(spark, path: Path, n: int) -> int:
+    """The SQL function `eval_overlap(text)` against the evaluation prompts; returns how many prompts."""
+    from humpback.decontamination import build_index, register_eval_overlap
     from humpback.evaluation.alpaca import read_prompts
 
     prompts = read_prompts(path)
-    grams = sorted(ngram_index((prompt.instruction for prompt in prompts), n))
-    spark.createDataFrame([(gram,) for gram in grams], "ngram string").createOrReplaceTempView("eval_ngrams")
+    register_eval_overlap(spark, build_index((prompt.instruction for prompt in prompts), n))
     return len(prompts)
 
 
@@ -123,7 +201,7 @@ def source_counts(frame) -> dict[str, int]:
 
 
 def empty_set_message(name: str, iteration: int, settings: dict, rated: int) -> str:
-    return (f"training set {name!r} would be empty: the seed has no train rows and none of the {rated} pairs "
+    return (f"training set {name!r} would be empty: the seed table has no usable rows and none of the {rated} pairs "
             f"rated in iteration {iteration} passed min_score {settings['min_score']:g} and the other filters; "
             "nothing written")
 
@@ -131,7 +209,7 @@ def empty_set_message(name: str, iteration: int, settings: dict, rated: int) -> 
 def materialize(frame, lakehouse, name: str, metadata: dict) -> int:
     """Replace the set's rows in one commit (a new table version); the version is returned."""
     frame.write.format("delta").mode("overwrite") \
-        .option("replaceWhere", f"set_name = '{name}'") \
+        .option("replaceWhere", f"set_name = '{name}'").option("mergeSchema", "true") \
         .option("userMetadata", json.dumps(metadata, sort_keys=True)) \
         .save(lakehouse.path(TABLE))
     return lakehouse.version(TABLE)
@@ -201,19 +279,28 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     spark, lakehouse = ctx.spark, ctx.lakehouse
     require_tables(lakehouse)
     lakehouse.register_tables()
-    prompts_path = eval_prompts_path(args, settings)
-    n_eval_prompts = register_eval_ngrams(spark, prompts_path, settings["ngram"])
+    ctx.mlflow_uri  # noqa: B018 - model references may point at the registry
+    chosen = rating_lineage(spark, args, ctx.config, settings)
+    prompts_path = eval_prompts_path(args, ctx.config)
+    n_eval_prompts = register_decontamination(spark, prompts_path, settings["ngram"])
     curated_sql, set_sql = load_sql("curated_pairs"), load_sql("training_set")
-    run_sql(spark, curated_sql, curated_pairs_params(args.iteration, settings)).createOrReplaceTempView("curated_pairs")
-    training_set = run_sql(spark, set_sql, training_set_params(name, args.iteration, settings))
+    run_sql(spark, curated_sql, curated_pairs_params(args.iteration, chosen, settings)) \
+        .createOrReplaceTempView("curated_pairs")
+    training_set = run_sql(spark, set_sql, training_set_params(name, args.iteration, chosen, settings))
 
-    rated = int(query_with_params(spark, RATED_PAIRS_QUERY, rating_filters(args.iteration, settings)).first()["rated"])
+    rating_params = {"iteration": args.iteration, "scorer_model": chosen["scorer_model"], "mode": chosen["mode"],
+                     "backward_model": chosen["backward_model"]}
+    rated_row = query_with_params(spark, RATED_PAIRS_QUERY, rating_params).first()
+    rated, constrained = int(rated_row["rated"]), int(rated_row["constrained"])
+    seed_dropped = int(query_with_params(spark, SEED_DECONTAMINATED_QUERY,
+                                         {"max_eval_overlap": settings["max_eval_overlap"]}).first()["n"])
     counts = source_counts(training_set)
     if not sum(counts.values()):
         raise StageError(empty_set_message(name, args.iteration, settings, rated))
-    lineage = {"set_name": name, "iteration": args.iteration, "settings": settings,
+    lineage = {"set_name": name, "iteration": args.iteration, "settings": settings, **chosen,
                "eval_prompts": str(prompts_path), "eval_prompts_sha256": file_sha256(prompts_path),
-               "n_eval_prompts": n_eval_prompts,
+               "n_eval_prompts": n_eval_prompts, "constrained_ratings": constrained,
+               "seed_decontaminated": seed_dropped,
                "sql_sha256": {curated_sql.path.name: curated_sql.sha256, set_sql.path.name: set_sql.sha256}}
     version = materialize(training_set, lakehouse, name, {"stage": "trainset", **lineage})
     stored = lakehouse.read(TABLE, version).where(F.col("set_name") == name)
@@ -228,6 +315,15 @@ def report(ctx: Context, lineage: dict, version: int, counts: dict, rated: int, 
     name, iteration = lineage["set_name"], lineage["iteration"]
     acceptance = counts["augmented"] / rated if rated else math.nan
     print(f"trainset: {name!r} (iteration {iteration}) -> {ctx.lakehouse.path(TABLE)} version {version}")
+    print(f"trainset: ratings by {lineage['scorer_model']} ({lineage['mode']} mode) of the instructions of "
+          f"{lineage['backward_model']}")
+    if lineage["constrained_ratings"]:
+        verb = "included" if lineage["settings"]["include_constrained"] else "left out"
+        print(f"trainset: {lineage['constrained_ratings']} of {rated} ratings took their score from the constrained "
+              f"fallback and were {verb} (trainset.include_constrained = "
+              f"{str(lineage['settings']['include_constrained']).lower()})")
+    if lineage["seed_decontaminated"]:
+        print(f"trainset: {lineage['seed_decontaminated']} seed pairs overlap the evaluation prompts and were left out")
     print(f"trainset: {sum(counts.values())} examples: {counts['seed']} seed, {counts['augmented']} augmented; "
           f"accepted {counts['augmented']} of {rated} rated pairs"
           + (f" ({100 * acceptance:.1f}%)" if rated else ""))
@@ -252,12 +348,16 @@ def log_to_mlflow(ctx: Context, lineage: dict, version: int, counts: dict, rated
     params = {f"trainset.{key}": value for key, value in lineage["settings"].items()}
     params.update({
         "trainset.name": name, "trainset.iteration": lineage["iteration"],
+        "trainset.scorer_model": lineage["scorer_model"], "trainset.rating_mode": lineage["mode"],
+        "trainset.backward_model": lineage["backward_model"],
         "trainset.eval_prompts": lineage["eval_prompts"], "trainset.eval_prompts_sha256": lineage["eval_prompts_sha256"],
         **{f"trainset.{file.removesuffix('.sql')}_sql_sha256": digest for file, digest in lineage["sql_sha256"].items()},
         "delta.path": ctx.lakehouse.path(TABLE), "delta.version": version,
     })
     metrics = {"examples": sum(counts.values()), "seed": counts["seed"], "augmented": counts["augmented"],
-               "rated": rated, "acceptance_rate": acceptance, "n_eval_prompts": lineage["n_eval_prompts"]}
+               "rated": rated, "acceptance_rate": acceptance, "n_eval_prompts": lineage["n_eval_prompts"],
+               "constrained_ratings": lineage["constrained_ratings"],
+               "seed_decontaminated": lineage["seed_decontaminated"]}
     for row in stats:
         for field in ("instruction", "output"):
             for statistic in ("mean", "std"):

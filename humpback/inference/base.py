@@ -14,6 +14,9 @@ from typing import Any, Protocol, Sequence
 class Request:
     messages: tuple[dict[str, str], ...]
     assistant_prefix: str = ""  # text the assistant's reply starts with (e.g. "Score:" for logprob rating)
+    # This row's sampling seed (humpback.inference.seeding.row_seed of the run's seed and the row's key); sample j
+    # of the row uses sample_seeds(seed, n)[j]. None: derived from Sampling.seed and the row's place in the call.
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -23,11 +26,14 @@ class Sampling:
     temperature: float = 0.7
     top_p: float = 0.9
     max_new_tokens: int = 256
-    seed: int = 0
+    seed: int = 0  # the run's seed: rows without their own (Request.seed) derive one from it and their position
     n: int = 1  # samples per request (ratings averaged over n)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+STOP, LENGTH = "stop", "length"  # finish reasons: the model ended its reply / the token budget cut it
 
 
 @dataclass
@@ -36,6 +42,15 @@ class Generation:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+    finish_reasons: list[str] = field(default_factory=list)  # per sample: STOP or LENGTH
+    seeds: list[int] = field(default_factory=list)  # per sample: the seed it was drawn with (empty when greedy)
+
+    @property
+    def finish_reason(self) -> str | None:
+        """LENGTH when any sample was cut by the token budget, else STOP; None without samples."""
+        if not self.finish_reasons:
+            return None
+        return LENGTH if LENGTH in self.finish_reasons else STOP
 
 
 @dataclass
@@ -75,11 +90,27 @@ _ENGINES: dict[EngineSpec, Engine] = {}
 
 
 def get_engine(spec: EngineSpec) -> Engine:
-    """The engine for `spec`, built once per Python worker and reused by every later batch and task."""
+    """The engine for `spec`, built once per Python worker and reused by every later batch and task.
+
+    A worker holds one engine: when a stage moves to another model (augment then curate in one process, as demo
+    and iterate run them), the engines of other specs are closed and dropped before the new one is built, so the
+    two models are never in memory together (on a GPU the second would not fit).
+    """
     engine = _ENGINES.get(spec)
     if engine is None:
+        release_engines(keep=spec)
         engine = _ENGINES[spec] = build_engine(spec)
     return engine
+
+
+def release_engines(keep: EngineSpec | None = None) -> None:
+    """Close and drop every cached engine but `keep`'s."""
+    for spec in [cached for cached in _ENGINES if cached != keep]:
+        engine = _ENGINES.pop(spec)
+        try:
+            engine.close()
+        except Exception:  # noqa: BLE001, S110 - a failed close must not stop the next model from loading
+            pass
 
 
 def build_engine(spec: EngineSpec) -> Engine:

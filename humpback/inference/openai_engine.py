@@ -35,6 +35,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from humpback.inference.base import (
+    LENGTH,
+    STOP,
     EngineSpec,
     Generation,
     Request,
@@ -42,6 +44,7 @@ from humpback.inference.base import (
     TokenScores,
 )
 from humpback.inference.rating import candidate_mass, renormalize, string_spellings
+from humpback.inference.seeding import request_seeds
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 MAX_BACKOFF_S = 30.0
@@ -146,7 +149,10 @@ class OpenAIEngine:
     # ----- the engine interface -----
 
     def generate(self, requests: Sequence[Request], sampling: Sampling) -> list[Generation]:
-        return self._map_rows(requests, lambda request: self._generate_one(request, sampling),
+        sampled = sampling.temperature > 0
+        seeds = request_seeds(requests, sampling.seed, sampling.n if sampled else 1)
+        return self._map_rows(list(zip(requests, seeds)),
+                              lambda row: self._generate_one(row[0], sampling, row[1] if sampled else []),
                               lambda error: Generation(error=str(error)))
 
     def next_token_probs(self, requests: Sequence[Request], candidates: Sequence[str]) -> list[TokenScores]:
@@ -159,38 +165,38 @@ class OpenAIEngine:
 
     # ----- rows -----
 
-    def _map_rows(self, requests: Sequence[Request], answer: Callable, failed: Callable) -> list:
-        def guarded(request: Request):
+    def _map_rows(self, rows: Sequence, answer: Callable, failed: Callable) -> list:
+        def guarded(row):
             try:
-                return answer(request)
+                return answer(row)
             except Exception as error:  # noqa: BLE001 - one row's failure is that row's error, never the job's
                 return failed(error if isinstance(error, RequestFailed) else f"{type(error).__name__}: {error}")
 
-        return list(self._pool.map(guarded, requests))
+        return list(self._pool.map(guarded, rows))
 
-    def _generate_one(self, request: Request, sampling: Sampling) -> Generation:
-        sampled = sampling.temperature > 0
-        wanted = sampling.n if sampled else 1  # greedy samples are all the same: ask once
+    def _generate_one(self, request: Request, sampling: Sampling, seeds: list[int]) -> Generation:
+        """One chat completion per sample, each with its own seed (one seed with `n` would tie the samples to
+        the server's batching); greedy: one completion, repeated."""
         texts: list[str] = []
+        reasons: list[str] = []
         prompt_tokens = completion_tokens = 0
-        # a server that ignores `n` (transformers serve) answers one choice: top up with new seeds, n calls at most
-        for _ in range(wanted):
+        for seed in seeds or [None]:
             body = {"max_tokens": sampling.max_new_tokens, "temperature": sampling.temperature,
-                    "top_p": sampling.top_p, "seed": sampling.seed + len(texts)}
-            if wanted - len(texts) > 1:
-                body["n"] = wanted - len(texts)
+                    "top_p": sampling.top_p}
+            if seed is not None:
+                body["seed"] = seed
             response = self._chat(request, body)
             choices = response.get("choices") or []
             if not choices:
                 raise RequestFailed("the server returned no choices")
-            texts += [choice["message"].get("content") or "" for choice in choices][:wanted - len(texts)]
+            texts.append(choices[0]["message"].get("content") or "")
+            reasons.append(LENGTH if choices[0].get("finish_reason") == LENGTH else STOP)
             usage = response.get("usage") or {}
             prompt_tokens = usage.get("prompt_tokens", prompt_tokens)
             completion_tokens += usage.get("completion_tokens", 0)
-            if len(texts) >= wanted:
-                break
-        return Generation(texts=texts * (sampling.n // wanted), prompt_tokens=prompt_tokens,
-                          completion_tokens=completion_tokens)
+        repeat = sampling.n // len(texts)
+        return Generation(texts=texts * repeat, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                          finish_reasons=reasons * repeat, seeds=seeds)
 
     def _score_one(self, request: Request, candidates: Sequence[str]) -> TokenScores:
         body = {"max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": self.top_logprobs}

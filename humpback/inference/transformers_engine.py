@@ -2,8 +2,11 @@
 
 generate: requests are tokenized, sorted by length and cut into batches of `batch_size` (less padding per
 batch), left-padded so every row's continuation starts at the same column, and answered in their original
-order. Sampling is seeded with `torch.manual_seed(sampling.seed)` before each batch, so the same requests in
-the same batches give the same texts; temperature 0 is greedy.
+order. Each sample of each row draws its tokens from its own `torch.Generator`, seeded with that sample's seed
+(humpback.inference.seeding): a logits processor applies temperature and top-p, draws the row's token with the
+row's generator and leaves only that token for transformers' greedy step. Rows never share a random stream, so
+two rows with the same prompt sample differently and a rerun gives the same text; temperature 0 is greedy.
+Every sample records its finish reason: `stop` when the model ended it, `length` when max_new_tokens cut it.
 
 next_token_probs: one forward pass per batch, no decoding. The candidates are read through their spellings
 (rating.candidate_spellings): with SmolLM2, " 4" is a space token then "4", so a lone-space "bridge" token is
@@ -26,8 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from humpback.inference.base import (
+    LENGTH,
+    STOP,
     EngineSpec,
     Generation,
     Request,
@@ -40,6 +46,7 @@ from humpback.inference.rating import (
     candidate_spellings,
     renormalize,
 )
+from humpback.inference.seeding import request_seeds
 from humpback.models import load_model
 from humpback.training.sft import render_prompt
 
@@ -192,49 +199,63 @@ class TransformersEngine:
     def generate(self, requests: Sequence[Request], sampling: Sampling) -> list[Generation]:
         results: list[Generation | None] = [None] * len(requests)
         encoded = encode_rows(self.tokenizer, requests, self.prompt_limit(sampling.max_new_tokens), results, Generation)
-        runnable = [i for i, ids in enumerate(encoded) if ids is not None]
-        lengths = [len(ids) if ids is not None else 0 for ids in encoded]
-        for batch in length_sorted_batches(runnable, lengths, self.batch_size):
-            answers = with_row_fallback(
-                batch,
-                lambda rows: self._generate_batch([encoded[i] for i in rows], sampling),
-                lambda i, error: Generation(prompt_tokens=lengths[i], error=error_text(error)),
-            )
-            for i, answer in zip(batch, answers):
-                results[i] = answer
-        return results
-
-    def _generate_batch(self, rows: list[list[int]], sampling: Sampling) -> list[Generation]:
-        input_ids, attention_mask = left_pad(rows, self.pad_id, self.device)
         sampled = sampling.temperature > 0
         per_row = sampling.n if sampled else 1  # greedy samples are all the same: decode once
-        torch.manual_seed(sampling.seed)
-        with torch.inference_mode():
-            output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask,
-                                         **self._generation_settings(sampling, per_row))
-        continuations = output[:, input_ids.shape[1]:].tolist()
-        generations = []
-        for r, row in enumerate(rows):
-            samples = [self._cut_at_eos(ids) for ids in continuations[r * per_row:(r + 1) * per_row]]
-            texts = [self.tokenizer.decode(ids, skip_special_tokens=True) for ids, _ in samples]
-            generations.append(Generation(texts=texts * (sampling.n // per_row), prompt_tokens=len(row),
-                                          completion_tokens=sum(used for _, used in samples)))
-        return generations
+        seeds = request_seeds(requests, sampling.seed, per_row) if sampled else [[] for _ in requests]
+        # one item per (row, sample): each sample is its own sequence with its own generator
+        items = [(i, j) for i, ids in enumerate(encoded) if ids is not None for j in range(per_row)]
+        lengths = [len(encoded[i]) for i, _ in items]
+        samples: dict[tuple[int, int], tuple[str, int, str] | str] = {}
+        for batch in length_sorted_batches(range(len(items)), lengths, self.batch_size):
+            answers = with_row_fallback(
+                batch,
+                lambda rows: self._generate_batch([encoded[items[k][0]] for k in rows],
+                                                  [seeds[items[k][0]][items[k][1]] if sampled else None
+                                                   for k in rows], sampling),
+                lambda k, error: error_text(error),
+            )
+            for k, answer in zip(batch, answers):
+                samples[items[k]] = answer
+        for i, ids in enumerate(encoded):
+            if ids is None:
+                continue
+            answers = [samples[(i, j)] for j in range(per_row)]
+            failed = next((answer for answer in answers if isinstance(answer, str)), None)
+            if failed is not None:
+                results[i] = Generation(prompt_tokens=len(ids), error=failed)
+                continue
+            repeat = sampling.n // per_row
+            results[i] = Generation(texts=[text for text, _, _ in answers] * repeat, prompt_tokens=len(ids),
+                                    completion_tokens=sum(used for _, used, _ in answers),
+                                    finish_reasons=[reason for _, _, reason in answers] * repeat,
+                                    seeds=seeds[i])
+        return results
 
-    def _generation_settings(self, sampling: Sampling, per_row: int) -> dict[str, Any]:
+    def _generate_batch(self, rows: list[list[int]], seeds: list[int | None],
+                        sampling: Sampling) -> list[tuple[str, int, str]]:
+        """(text, tokens generated, finish reason) for each row, sampled with its own seed (None: greedy)."""
+        input_ids, attention_mask = left_pad(rows, self.pad_id, self.device)
         settings: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "pad_token_id": self.pad_id,
-                                    "num_return_sequences": per_row, "do_sample": sampling.temperature > 0}
-        if settings["do_sample"]:
-            # top_k=0 switches off transformers' default top-k 50: the paper samples with temperature and top-p only
-            settings.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
-        return settings
+                                    "do_sample": False}
+        if sampling.temperature > 0:
+            settings["logits_processor"] = LogitsProcessorList([PerRowSampler(
+                seeds, sampling.temperature, sampling.top_p, self.device)])
+        with torch.inference_mode():
+            output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **settings)
+        answers = []
+        for ids in output[:, input_ids.shape[1]:].tolist():
+            text_ids, used, ended = self._cut_at_eos(ids)
+            answers.append((self.tokenizer.decode(text_ids, skip_special_tokens=True), used,
+                            STOP if ended or used < sampling.max_new_tokens else LENGTH))
+        return answers
 
-    def _cut_at_eos(self, ids: list[int]) -> tuple[list[int], int]:
-        """(text tokens before the first end-of-sequence, tokens generated including it); the rest is padding."""
+    def _cut_at_eos(self, ids: list[int]) -> tuple[list[int], int, bool]:
+        """(text tokens before the first end-of-sequence, tokens generated including it, whether there was one);
+        what follows it is padding."""
         for position, token in enumerate(ids):
             if token in self.eos_ids:
-                return ids[:position], position + 1
-        return ids, len(ids)
+                return ids[:position], position + 1, True
+        return ids, len(ids), False
 
     # ----- next_token_probs -----
 
@@ -309,6 +330,38 @@ class TransformersEngine:
         self._shared_prefix = None
         if on_cuda:
             torch.cuda.empty_cache()
+
+
+class PerRowSampler(LogitsProcessor):
+    """Samples each row's next token with the row's own generator (temperature, then top-p; no top-k, as the
+    paper samples), and leaves only that token's logit finite, so transformers' greedy step takes it."""
+
+    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float, device):
+        generator_device = device if torch.device(device).type == "cuda" else "cpu"
+        self.generators = [torch.Generator(device=generator_device).manual_seed(int(seed)) for seed in seeds]
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        probs = top_p_filter((scores.float() / self.temperature).softmax(dim=-1), self.top_p)
+        chosen = torch.empty(len(self.generators), dtype=torch.long)
+        for row, generator in enumerate(self.generators):
+            row_probs = probs[row].to(generator.device)
+            chosen[row] = torch.multinomial(row_probs, 1, generator=generator).item()
+        only = torch.full_like(scores, float("-inf"))
+        only.scatter_(1, chosen.to(scores.device).unsqueeze(1), 0.0)
+        return only
+
+
+def top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Probabilities with everything outside each row's nucleus (the smallest set of most likely tokens whose
+    mass reaches top_p; always at least the most likely one) set to 0."""
+    if top_p >= 1.0:
+        return probs
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the more likely tokens
+    sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)
+    return torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
 
 
 def _eos_ids(tokenizer, model) -> frozenset[int]:

@@ -9,6 +9,7 @@ The SQL filters of the training-set stage decide what a flag costs; this module 
   "Here is a possible instruction:", a leading "Instruction:" label) instead of being one
 - context_reference: it points at a context the user would not have ("the text above", "this article",
   "the passage", "the given text", "the author"); "the author of X" and "the passage of time" are not flagged
+- truncated: the token budget cut it (finish_reason `length`): the instruction is unfinished
 - copies_output: it copies the output (a shared run of 8 words, or the whole instruction, when longer than
   40 characters, found inside the output)
 Word runs compare lowercased word tokens, so punctuation and spacing do not hide a copy.
@@ -20,7 +21,7 @@ import re
 
 from humpback.prompts import BACKWARD_TEMPLATE
 
-FLAG_NAMES = ("empty", "too_short", "too_long", "prompt_echo", "meta_instruction", "context_reference",
+FLAG_NAMES = ("empty", "truncated", "too_short", "too_long", "prompt_echo", "meta_instruction", "context_reference",
               "copies_output")
 
 ECHO_NGRAM = 6
@@ -66,12 +67,14 @@ _CONTEXT_REFERENCE = re.compile(
 
 
 def instruction_flags(instruction: str | None, output: str, template: str = BACKWARD_TEMPLATE,
-                      min_chars: int = 10, max_chars: int = 1000) -> list[str]:
-    """The names of the flags that apply to `instruction` (written for `output`), in FLAG_NAMES order."""
+                      min_chars: int = 10, max_chars: int = 1000, truncated: bool = False) -> list[str]:
+    """The names of the flags that apply to `instruction` (written for `output`, cut by the token budget when
+    `truncated`), in FLAG_NAMES order."""
     text = (instruction or "").strip()
     if not text:
-        return ["empty"]
+        return ["empty", "truncated"] if truncated else ["empty"]
     raised = {
+        "truncated": truncated,
         "too_short": len(text) < min_chars,
         "too_long": len(text) > max_chars,
         "prompt_echo": echoes_template(text, template),

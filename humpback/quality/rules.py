@@ -9,7 +9,7 @@ from typing import Mapping
 
 DROP_REASONS = (
     "too_short", "too_long", "empty_header", "all_caps_header", "nav_header", "repetitive", "wrong_language",
-    "low_quality",
+    "mixed_language", "low_quality",
 )
 
 DEFAULT_THRESHOLDS = {
@@ -23,6 +23,10 @@ DEFAULT_THRESHOLDS = {
     # FineWeb's LanguageFilter: English with a classifier probability of at least 0.65.
     "target_lang": "en",
     "min_lang_score": 0.65,
+    # Paragraph by paragraph, at least 90% of the judged text in the segment's language: a foreign passage longer
+    # than a tenth (60..300 characters in the paper's window: a sentence or more) makes a pair whose answer
+    # switches language, while a quoted line or a foreign name stays under it.
+    "min_lang_share": 0.9,
     # Gopher quality rules (Rae et al. 2021, App. A; datatrove GopherQualityFilter / GopherRepetitionFilter).
     "min_mean_word_length": 3,
     "max_mean_word_length": 10,
@@ -51,6 +55,8 @@ def drop_reason(signals: Mapping, th: Mapping = DEFAULT_THRESHOLDS) -> str | Non
         return "repetitive"
     if signals["lang"] != th["target_lang"] or signals["lang_score"] < th["min_lang_score"]:
         return "wrong_language"
+    if signals["lang_share"] < th["min_lang_share"]:
+        return "mixed_language"
     if is_low_quality(signals, th):
         return "low_quality"
     return None

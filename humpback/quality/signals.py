@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from humpback.quality.dedup import jaccard, word_ngrams
-from humpback.quality.langid import detect_language
+from humpback.quality.langid import detect_language, paragraph_language_signals
 
 # Gopher's stop words: a text with fewer than two of them is rarely natural prose.
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
@@ -66,6 +66,7 @@ def compute_signals(header: str, text: str, header_level: int) -> dict:
         "n_phones": len(PHONE_RE.findall(text)),
         "lang": lang,
         "lang_score": lang_score,
+        **paragraph_language_signals(text, lang),
     }
 
 

@@ -168,15 +168,33 @@ def test_concurrency_is_bounded():
     assert server.max_in_flight == 2
 
 
-def test_a_server_that_ignores_n_is_topped_up_with_new_seeds():
-    with ScriptedServer(lambda body, seen: (200, completion(f"sample {seen}"), {})) as server:
-        engine = scripted_engine(server)
-        result = engine.generate([ask("hi")], Sampling(temperature=0.7, top_p=0.9, max_new_tokens=8, seed=5, n=3))[0]
+def test_each_sample_is_one_request_with_its_own_seed():
+    from humpback.inference.seeding import row_seed, sample_seeds
+
+    def respond(body, seen):
+        return 200, completion(f"sample {seen}", finish_reason="length" if seen == 2 else "stop"), {}
+
+    with ScriptedServer(respond) as server:
+        engine = scripted_engine(server, concurrency=1)
+        rows = [Request(messages=ask("hi").messages, seed=5), ask("hi")]
+        results = engine.generate(rows, Sampling(temperature=0.7, top_p=0.9, max_new_tokens=8, seed=9, n=3))
         engine.close()
-    assert result.texts == ["sample 1", "sample 2", "sample 3"]
-    assert [body["seed"] for body in server.bodies] == [5, 6, 7]
-    assert [body.get("n") for body in server.bodies] == [3, 2, None]
-    assert result.completion_tokens == 9
+    assert results[0].texts == ["sample 1", "sample 2", "sample 3"]
+    assert results[0].finish_reasons == ["stop", "length", "stop"] and results[0].finish_reason == "length"
+    sent = [body["seed"] for body in server.bodies]
+    # the first row's own seed; the second row (no seed of its own) derives one from the call's seed and its place
+    assert sent == sample_seeds(5, 3) + sample_seeds(row_seed(9, "#1"), 3)
+    assert len(set(sent)) == 6 and all("n" not in body for body in server.bodies)
+    assert results[0].seeds == sample_seeds(5, 3) and results[0].completion_tokens == 9
+
+
+def test_greedy_is_one_request_without_a_seed():
+    with ScriptedServer(lambda body, seen: (200, completion("Paris."), {})) as server:
+        engine = scripted_engine(server)
+        result = engine.generate([ask("hi")], Sampling(temperature=0.0, max_new_tokens=8, n=2))[0]
+        engine.close()
+    assert result.texts == ["Paris.", "Paris."] and result.seeds == []
+    assert len(server.bodies) == 1 and "seed" not in server.bodies[0]
 
 
 def test_the_assistant_prefix_is_continued_where_the_server_allows_it():

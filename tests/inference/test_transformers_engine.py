@@ -119,6 +119,47 @@ def test_seeded_sampling_repeats_and_gives_n_samples(engine):
     assert [g.texts for g in other_seed] != [g.texts for g in first]
 
 
+def test_each_row_samples_with_its_own_seed(engine):
+    """Two rows with the same prompt differ; each row's text follows its seed, not its place in the call."""
+    prompt = "Write one word, any word you like."
+    sampling = Sampling(temperature=1.0, top_p=1.0, max_new_tokens=8, seed=0)
+    seeded = [Request(messages=ask(prompt).messages, seed=seed) for seed in (101, 202, 303, 404)]
+    texts = [g.texts[0] for g in engine.generate(seeded, sampling)]
+    assert len(set(texts)) > 1  # one shared stream would give four copies of the same text
+    reordered = [g.texts[0] for g in engine.generate(seeded[::-1], sampling)]
+    assert reordered == texts[::-1]
+    assert [g.seeds for g in engine.generate(seeded[:1], sampling)] == [[101]]
+    # rows without their own seed derive one from the call's seed and their position: still all different
+    unseeded = [g.texts[0] for g in engine.generate([ask(prompt)] * 4, sampling)]
+    assert len(set(unseeded)) > 1
+
+
+def test_samples_of_a_row_have_their_own_seeds(engine):
+    from humpback.inference.seeding import sample_seeds
+
+    sampling = Sampling(temperature=1.0, top_p=1.0, max_new_tokens=8, n=3)
+    generation = engine.generate([Request(messages=ask("Name an animal.").messages, seed=7)], sampling)[0]
+    assert generation.seeds == sample_seeds(7, 3) and len(set(generation.seeds)) == 3
+    assert len(generation.texts) == 3 and len(generation.finish_reasons) == 3
+
+
+def test_finish_reason_says_whether_the_budget_cut_the_text(engine):
+    cut = engine.generate([ask(PROMPTS[2])], Sampling(temperature=0.0, max_new_tokens=2))[0]
+    assert cut.finish_reasons == ["length"] and cut.finish_reason == "length" and cut.completion_tokens == 2
+    whole = engine.generate([ask("Reply with the single word yes.")], Sampling(temperature=0.0, max_new_tokens=40))[0]
+    assert whole.finish_reasons == ["stop"] and whole.completion_tokens < 40
+
+
+def test_top_p_keeps_the_smallest_nucleus_and_at_least_one_token():
+    from humpback.inference.transformers_engine import top_p_filter
+
+    probs = torch.tensor([[0.1, 0.5, 0.3, 0.1], [0.97, 0.01, 0.01, 0.01]])
+    kept = top_p_filter(probs, 0.7)
+    assert kept[0].tolist() == pytest.approx([0.0, 0.5, 0.3, 0.0])  # 0.5 alone < 0.7; 0.5 + 0.3 reaches it
+    assert kept[1].tolist() == pytest.approx([0.97, 0.0, 0.0, 0.0])
+    assert torch.equal(top_p_filter(probs, 1.0), probs)
+
+
 def test_greedy_with_n_samples_decodes_once(engine):
     generation = engine.generate([ask(PROMPTS[1])], Sampling(temperature=0.0, max_new_tokens=4, n=3))[0]
     assert len(generation.texts) == 3 and len(set(generation.texts)) == 1
@@ -157,10 +198,10 @@ def test_a_failing_batch_is_retried_row_by_row(engine, monkeypatch):
     poisoned = encode_request(engine.tokenizer, ask(PROMPTS[1]))
     real = engine._generate_batch
 
-    def failing(rows, sampling):
+    def failing(rows, seeds, sampling):
         if poisoned in rows:
             raise RuntimeError("decoding failed")
-        return real(rows, sampling)
+        return real(rows, seeds, sampling)
 
     monkeypatch.setattr(engine, "_generate_batch", failing)
     results = engine.generate([ask(text) for text in PROMPTS], Sampling(temperature=0.0, max_new_tokens=2))

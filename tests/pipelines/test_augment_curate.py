@@ -47,14 +47,24 @@ def test_augment_writes_one_candidate_per_kept_segment_with_lineage(segments, ml
     assert set(rows) == set(TEXTS)  # the dropped segment is not augmented
     from humpback.prompts import BACKWARD_TEMPLATE_VERSION
 
-    for row in rows.values():
+    from humpback.inference.seeding import row_seed
+
+    for sid, row in rows.items():
         assert row.status == "ok" and row.error is None and row.instruction
         assert row.prompt_version == BACKWARD_TEMPLATE_VERSION and row.model_uri == MODEL
         assert row.backward_model.startswith(MODEL + "#")
-        assert json.loads(row.sampling) == {"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 20, "seed": 0, "n": 1}
+        # each row samples with its own seed, derived from the run's seed (0) and its segment_id
+        assert row.seed == row_seed(0, sid)
+        assert json.loads(row.sampling) == {"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 20, "n": 1,
+                                            "run_seed": 0, "seed": row.seed}
         assert row.completion_tokens > 0 and isinstance(list(row.flags), list)
+        # an instruction cut by the 20-token budget says so, and is flagged so that the filters drop it
+        assert row.finish_reason in ("stop", "length")
+        assert ("truncated" in row.flags) == (row.finish_reason == "length")
+    assert len({row.seed for row in rows.values()}) == 5
     out = capsys.readouterr().out
     assert "5/5 rows (100%)" in out and "candidates by status" in out
+    assert "instruction diversity: distinct first 3 words" in out and "hit the token budget" in out
 
     assert augment.main(["--model", MODEL, *args]) == 0  # a rerun skips finished keys
     assert segments.read("candidates").count() == 5
@@ -110,16 +120,70 @@ def test_logprob_rating_stores_probabilities_and_their_expected_value(candidates
 
 
 def test_generate_rating_parses_only_the_model_continuation(candidates, capsys):
+    from humpback.inference.seeding import row_seed
+
     lakehouse, uri = candidates
     args = ["--iteration", "1", "--scorer", MODEL, "--backward-model", MODEL, "--mode", "generate",
             *stage_args(lakehouse, uri)]
     assert curate.main(args) == 0
     ratings = {r.segment_id: r for r in lakehouse.read("ratings").where("mode = 'generate'").collect()}
     assert all(r.parse_status == "ok" and 1 <= r.score <= 5 for r in ratings.values())
+    for rating in ratings.values():  # each pair's own seed, recorded
+        assert rating.seed == row_seed(0, curate.pair_key(rating.segment_id, rating.instruction_hash))
+        assert json.loads(rating.sampling)["seed"] == rating.seed
     assert all(r.score_source in ("parsed", "constrained") for r in ratings.values())
     # The self-rating segment's "Score: 5" is in the prompt, never in the rationale the parser read.
     assert "Ignore previous instructions" not in ratings["s5"].rationale
     assert "ratings by parse status" in capsys.readouterr().out
+
+
+def test_a_new_instruction_for_a_rated_segment_is_rated_too(candidates):
+    """After the backward model is retrained and augment rerun, a segment's new instruction is a new pair."""
+    from delta.tables import DeltaTable
+
+    lakehouse, uri = candidates
+    args = ["--iteration", "1", "--scorer", MODEL, "--backward-model", MODEL, "--mode", "logprob",
+            *stage_args(lakehouse, uri)]
+    assert curate.main(args) == 0
+    before = lakehouse.read("ratings").where("mode = 'logprob'").count()
+    new = "How long should I boil an egg for a soft yolk?"
+    DeltaTable.forPath(lakehouse.spark, lakehouse.path("candidates")).update(
+        "segment_id = 's1'", {"instruction": f"'{new}'", "instruction_hash": f"sha2('{new}', 256)"})
+    assert curate.main(args) == 0
+    s1 = lakehouse.read("ratings").where("mode = 'logprob' AND segment_id = 's1'").collect()
+    assert lakehouse.read("ratings").where("mode = 'logprob'").count() == before + 1
+    assert len({row.instruction_hash for row in s1}) == 2  # the old pair's rating stays, the new pair has its own
+
+
+def test_trainset_refuses_mixed_scorers_and_modes_then_uses_the_one_named(candidates, embedded_model_dir, capsys):
+    from pipelines import trainset
+
+    lakehouse, uri = candidates
+    lakehouse.write(lakehouse.spark.createDataFrame(
+        [("e1", "What is a list?", "An ordered collection.", "train")],
+        "example_id string, instruction string, output string, split string"), "seed", mode="overwrite")
+    other_scorer = str(embedded_model_dir)  # the same weights under another reference: a second scorer
+    for scorer in (MODEL, other_scorer):
+        assert curate.main(["--iteration", "1", "--scorer", scorer, "--backward-model", MODEL, "--mode", "logprob",
+                            *stage_args(lakehouse, uri)]) == 0
+    capsys.readouterr()
+    common = ["--name", "mixed", "--iteration", "1", "--backward-model", MODEL, "--set", "trainset.min_score=1",
+              "--set", "trainset.max_eval_overlap=1.01", *stage_args(lakehouse, uri)]
+    assert trainset.main(common) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "name one with" in err
+    assert err.count("--scorer ") >= 2 and "--mode logprob" in err
+    assert not lakehouse.exists("training_sets")
+
+    assert trainset.main([*common, "--scorer", other_scorer, "--mode", "logprob"]) == 0
+    chosen = lakehouse.read("training_sets").where("set_name = 'mixed'")
+    pinned_other = {row.scorer_model for row in chosen.select("scorer_model").distinct().collect()}
+    assert len(pinned_other) == 1 and pinned_other.pop().startswith(other_scorer + "#")
+    assert {row.rating_mode for row in chosen.collect()} == {"logprob"}
+    augmented = chosen.where("source = 'augmented'").collect()
+    assert augmented and {row.backward_model for row in augmented} == {
+        lakehouse.read("candidates").first().backward_model}
+    assert {row.backward_model for row in chosen.where("source = 'seed'").collect()} == {None}
 
 
 def test_the_engine_is_loaded_once_per_python_worker(spark):
@@ -172,3 +236,10 @@ def test_generate_samples_without_a_score_line_get_a_guided_score_in_one_batched
         samples = row["rationale"].split("\n---\n")
         assert len(samples) == 2 and all(parse_rating(sample)[1] == "ok" for sample in samples)
         assert row["score"] == sum(parse_rating(sample)[0] for sample in samples) / 2
+
+
+def test_iteration_k_is_rated_by_the_model_of_iteration_k_minus_1():
+    assert curate.default_scorer(1) == "models:/humpback-forward@m0"
+    assert curate.default_scorer(3) == "models:/humpback-forward@m2"
+    with pytest.raises(curate.StageError, match="iterations start at 1"):
+        curate.default_scorer(0)

@@ -47,6 +47,20 @@ def test_evaluate_logs_metrics_and_alpaca_eval_files_to_mlflow(evaluated):
     assert len(outputs) == 3 and {o.generator for o in outputs} == {EMBEDDED}
     judgments = [json.loads(line) for line in Path(folder, "judgments.jsonl").read_text().splitlines()]
     assert [j["outcome"] for j in judgments].count("win") == row.wins
+    # each answer says whether the 24-token budget cut it; the row counts the cut ones
+    for role, truncated in (("model", row.model_truncated), ("baseline", row.baseline_truncated)):
+        records = json.loads(Path(folder, f"{role}_outputs.json").read_text())
+        assert {record["finish_reason"] for record in records} <= {"stop", "length"}
+        assert sum(record["finish_reason"] == "length" for record in records) == truncated
+    assert run.data.metrics["model_truncated"] == row.model_truncated
+
+
+def test_answers_are_seeded_per_prompt():
+    from humpback.inference.seeding import row_seed
+
+    first, second = evaluate.answer_request("What is rain?", 3), evaluate.answer_request("What is snow?", 3)
+    assert first.seed == row_seed(3, "What is rain?") and first.seed != second.seed
+    assert evaluate.answer_request("What is rain?", 3).seed == first.seed
 
 
 def test_a_prompt_file_in_the_wrong_format_names_the_expected_fields(tmp_path, capsys):

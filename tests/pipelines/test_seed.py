@@ -2,6 +2,7 @@
 import contextlib
 import io
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -75,7 +76,8 @@ def test_embedded_seed_loads_once_and_a_rerun_adds_nothing(stores):
     code, out, err = run_seed(stores, "--input", str(SEED_FILE), "--format", "jsonl")
     assert code == 0, err
     table = lakehouse.read("seed")
-    assert table.columns == ["example_id", "instruction", "output", "source", "split"]
+    assert table.columns == ["example_id", "instruction", "output", "source", "split", "source_file"]
+    assert {row["source_file"] for row in table.select("source_file").distinct().collect()} == {str(SEED_FILE)}
     total = table.count()
     assert total >= 150 and f"{total} pairs loaded" in out and f"({total} new, 0 changed)" in out
     assert {row["split"] for row in table.select("split").distinct().collect()} == {"train", "dev"}
@@ -162,3 +164,93 @@ def test_user_errors_are_one_line(stores, tmp_path):
     not_oasst.write_text('{"instruction": "Q", "output": "A"}\n')
     code, _, err = run_seed(stores, "--input", str(not_oasst), "--format", "oasst1")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "'message_id'" in err
+
+
+def _pairs_file(path, pairs):
+    path.write_text("".join(json.dumps({"instruction": q, "output": a}) + "\n" for q, a in pairs))
+    return path
+
+
+def _table(lakehouse):
+    return sorted((r["instruction"], r["source_file"]) for r in lakehouse.read("seed").collect())
+
+
+FILE_A = [("What is pip?", "The installer."), ("What is a wheel?", "A built package."), ("What is venv?", "Envs.")]
+FILE_B = [("What is a wheel?", "A built package."), ("What is uv?", "A fast installer.")]
+
+
+def test_without_replace_a_second_file_merges_and_each_row_names_its_file(stores, tmp_path):
+    from humpback.lakehouse import Lakehouse
+
+    first, second = _pairs_file(tmp_path / "a.jsonl", FILE_A), _pairs_file(tmp_path / "b.jsonl", FILE_B)
+    root = str(tmp_path / "lakehouse")
+    lakehouse = Lakehouse(stores["lakehouse"].spark, root)
+    assert run_seed(stores, "--input", str(first), "--format", "jsonl", lakehouse=root)[0] == 0
+    code, out, err = run_seed(stores, "--input", str(second), "--format", "jsonl", lakehouse=root)
+    assert code == 0, err
+    # The pair both files hold now names the file loaded last; A's other pairs stay.
+    assert _table(lakehouse) == [("What is a wheel?", str(second)), ("What is pip?", str(first)),
+                                 ("What is uv?", str(second)), ("What is venv?", str(first))]
+    assert "(1 new, 1 changed)" in out and "removed" not in out
+    assert re.search(r"seed: seed@v1 holds 4 pairs \(.*\) from 2 file\(s\): ", out), out
+
+
+def test_replace_makes_the_table_exactly_the_file_in_one_commit(stores, tmp_path):
+    from humpback.lakehouse import Lakehouse
+
+    first, second = _pairs_file(tmp_path / "a.jsonl", FILE_A), _pairs_file(tmp_path / "b.jsonl", FILE_B)
+    root = str(tmp_path / "lakehouse")
+    lakehouse = Lakehouse(stores["lakehouse"].spark, root)
+    assert run_seed(stores, "--input", str(first), "--format", "jsonl", lakehouse=root)[0] == 0
+    before = lakehouse.version("seed")
+    code, out, err = run_seed(stores, "--input", str(second), "--format", "jsonl", "--replace", lakehouse=root)
+    assert code == 0, err
+    assert _table(lakehouse) == [("What is a wheel?", str(second)), ("What is uv?", str(second))]
+    # one commit, an overwrite: readers never see a table that is half A and half B
+    assert lakehouse.version("seed") == before + 1
+    assert lakehouse.history("seed", 1)[0]["operationParameters"]["mode"] == "Overwrite"
+    assert "(1 new, 1 changed, 2 removed)" in out and "replaced" in out
+    assert "seed@v1 holds 2 pairs" in out
+    # The earlier version still holds file A (time travel), for runs that logged it.
+    assert lakehouse.read("seed", before).count() == 3
+
+    # The same --replace again changes nothing and writes no version.
+    code, out, _ = run_seed(stores, "--input", str(second), "--format", "jsonl", "--replace", lakehouse=root)
+    assert code == 0 and "(0 new, 0 changed, 0 removed)" in out
+    assert lakehouse.version("seed") == before + 1
+
+
+def test_replace_with_a_file_of_no_usable_pairs_leaves_the_table_alone(stores, tmp_path):
+    from humpback.lakehouse import Lakehouse
+
+    root = str(tmp_path / "lakehouse")
+    lakehouse = Lakehouse(stores["lakehouse"].spark, root)
+    assert run_seed(stores, "--input", str(_pairs_file(tmp_path / "a.jsonl", FILE_A)), "--format", "jsonl",
+                    lakehouse=root)[0] == 0
+    wrong = tmp_path / "wrong-columns.jsonl"
+    wrong.write_text('{"q": "What is pip?", "a": "The installer."}\n')
+    code, out, err = run_seed(stores, "--input", str(wrong), "--format", "jsonl", "--replace", lakehouse=root)
+    assert code == 2 and out == "" and "no usable pairs" in err and len(err.strip().splitlines()) == 1
+    assert lakehouse.read("seed").count() == 3 and lakehouse.version("seed") == 0
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_a_table_from_before_source_file_gains_the_column(stores, tmp_path, replace):
+    from humpback.lakehouse import Lakehouse
+
+    spark = stores["lakehouse"].spark
+    root = str(tmp_path / "lakehouse")
+    lakehouse = Lakehouse(spark, root)
+    old = [("old-1", "What was easy_install?", "An older installer.", "old.jsonl:1", "train")]
+    lakehouse.write(spark.createDataFrame(old, "example_id string, instruction string, output string, "
+                                               "source string, split string"), "seed")
+    path = _pairs_file(tmp_path / "b.jsonl", FILE_B)
+    code, out, err = run_seed(stores, "--input", str(path), "--format", "jsonl",
+                              *(["--replace"] if replace else []), lakehouse=root)
+    assert code == 0, err
+    assert "source_file" in lakehouse.read("seed").columns
+    expected = [("What is a wheel?", str(path)), ("What is uv?", str(path))]
+    # merged: the old row stays, its file unknown; replaced: only the new file's rows
+    assert _table(lakehouse) == (expected if replace else [*expected, ("What was easy_install?", None)])
+    if not replace:
+        assert "from 2 file(s): " in out and "(not recorded) (1)" in out

@@ -30,6 +30,13 @@ SECOND = (
     "should be fresh, and for green tea it should not be boiling, since very hot water makes the taste bitter."
 )
 
+# A paragraph that the translation of a page left in French: the whole segment still reads as English.
+UNTRANSLATED = (
+    "Le moulin a été construit par une famille de paysans qui voulaient moudre leur propre grain au lieu de "
+    "payer un meunier dans la vallée voisine. Leurs petits-enfants l'ont transformé en un petit musée, et les "
+    "visiteurs peuvent aujourd'hui voir comment on fabriquait la farine avant l'arrivée des machines."
+)
+
 
 def page(*sections: tuple[str, str], level: int = 2) -> bytes:
     body = "".join(f"<h{level}>{header}</h{level}><p>{text}</p>" for header, text in sections)
@@ -51,6 +58,8 @@ def segmented(tmp_path_factory, spark):
         response_record(4, body=page(("How tea is made", SECOND))),
         response_record(5, body=b"<html><body><p>No headers on this page at all.</p></body></html>"),
         response_record(6, body=b"<html><body><h2>Deep</h2>" + b"<div>" * 5000 + b"x" + b"</div>" * 5000 + b"</body></html>"),
+        response_record(7, body=f"<html><body><h2>A visit to the mill</h2><p>{ARTICLE}</p><p>{UNTRANSLATED}</p>"
+                                f"<p>{SECOND}</p></body></html>".encode()),
     ]
     warc = root / "pages.warc.gz"
     warc.write_bytes(b"".join(gzip_member(r) for r in records))
@@ -72,6 +81,7 @@ def test_each_rule_names_its_drop_reason(segmented):
     assert by_header["Short part"] == ["too_short"]
     assert by_header["How tea is made"] == [None]
     assert by_header["Mill history"] == ["near_duplicate"]
+    assert by_header["A visit to the mill"] == ["mixed_language"]
     # The same text on two pages: exactly one copy is kept.
     assert sorted(by_header["The mill by the river"], key=str) == [None, "exact_duplicate"]
 
@@ -82,6 +92,9 @@ def test_segments_carry_signals_as_columns(segmented):
     assert row.lang == "en" and row.n_chars == len(SECOND) and row.header_level == 2
     assert row.signals.lang_score > 0.9 and row.signals.repetition < 0.5 and row.signals.n_words > 100
     assert row.page_id and len(row.segment_id) == 32
+    assert row.signals.lang_share == 1.0 and row.signals.foreign_paragraphs == 0
+    mixed = lakehouse.read("segments").where("header = 'A visit to the mill'").first()
+    assert mixed.lang == "en" and mixed.signals.foreign_paragraphs == 1 and mixed.signals.lang_share < 0.9
 
 
 def test_unparseable_pages_are_rejected_with_a_reason(segmented):

@@ -74,6 +74,37 @@ def test_cli_error_has_no_java_stack_trace(humpback_cli, tmp_path):
     assert "\tat " not in result.stderr and "Traceback" not in result.stderr
 
 
+# The JVM itself prints this when Spark's launcher enables the Vector API; no option turns it off.
+JVM_LAUNCH_WARNING = "WARNING: Using incubator modules:"
+
+
+def test_unknown_table_error_is_one_short_line_without_log_records(humpback_cli, tmp_path):
+    result = humpback_cli("--lakehouse", str(tmp_path), "sql", "SELECT * FROM no_such_table")
+    assert result.returncode != 0 and result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if not line.startswith(JVM_LAUNCH_WARNING)]
+    # PySpark's SQLQueryContextLogger used to print a JSON record of ~7 KB (with the JVM stack trace) first.
+    assert "SQLQueryContextLogger" not in result.stderr and '{"ts"' not in result.stderr
+    assert len(lines) == 1 and lines[0].startswith("humpback sql: error:") and "no_such_table" in lines[0]
+    assert len(result.stderr.encode()) < 300 + len(str(tmp_path))
+
+
+def test_query_error_records_are_shown_only_at_a_verbose_log_level(spark):
+    import logging
+
+    from pyspark.logger import PySparkLogger
+
+    from humpback.spark import QUERY_CONTEXT_LOGGERS, quiet_query_context_loggers
+
+    loggers = [PySparkLogger.getLogger(name) for name in QUERY_CONTEXT_LOGGERS]
+    try:
+        assert not any(logger.isEnabledFor(logging.ERROR) for logger in loggers)  # the session's level: WARN
+        quiet_query_context_loggers("INFO")
+        assert all(logger.isEnabledFor(logging.ERROR) for logger in loggers)
+    finally:
+        quiet_query_context_loggers("WARN")
+    assert not any(logger.isEnabledFor(logging.ERROR) for logger in loggers)
+
+
 @pytest.mark.slow
 def test_spark_submit_master_is_respected(tmp_path):
     import pyspark

@@ -85,18 +85,23 @@ def _run(alias):
 
 
 def test_models_are_registered_with_aliases_and_dataset_lineage(trained, tiny_base):
-    n_train = trained["lakehouse"].read("seed").where("split = 'train'").count()
+    seed_table = trained["lakehouse"].read("seed")
+    n_all, n_train = seed_table.count(), seed_table.where("split = 'train'").count()
+    assert n_all > n_train > 0
     for name, alias in (("humpback-backward", "myx"), ("humpback-forward", "m0"), ("humpback-forward", "full")):
+        # Forward models train on the whole seed (the paper); the backward model leaves the dev split to its gate.
+        n_trained, selection = (n_train, "split = 'train'") if alias == "myx" else (n_all, "all splits")
         version = _version(name, alias)
         assert version.tags["dataset"] == "seed@v0" and version.tags["dataset.version"] == "0"
         assert re.fullmatch(r"[0-9a-f]{64}", version.tags["dataset.sha256"])
         run = _run(alias)
-        assert run.data.params["n_examples"] == str(n_train)
+        assert run.data.params["n_examples"] == str(n_trained)
+        assert run.data.params["dataset.filter"] == selection
         assert run.data.params["dataset.sha256"] == version.tags["dataset.sha256"]
         assert run.data.params["train.max_length"] == "256" and run.data.params["train.max_steps"] == "2"
         assert run.data.params["base.ref"] == run.data.params["base.pinned_ref"] == str(tiny_base)
         assert re.fullmatch(r"[0-9a-f]{64}", run.data.params["base.fingerprint"])
-        assert sum(int(run.data.params[f"truncation.{kind}"]) for kind in train.TRUNCATION_KINDS) == n_train
+        assert sum(int(run.data.params[f"truncation.{kind}"]) for kind in train.TRUNCATION_KINDS) == n_trained
         [dataset_input] = run.inputs.dataset_inputs
         assert dataset_input.dataset.name == "seed@v0" and dataset_input.dataset.source_type == "delta_table"
         assert dataset_input.dataset.digest == version.tags["dataset.sha256"][:train.DIGEST_CHARS]
@@ -104,6 +109,7 @@ def test_models_are_registered_with_aliases_and_dataset_lineage(trained, tiny_ba
         input_tags = {tag.key: tag.value for tag in dataset_input.tags}
         assert input_tags["delta.version"] == "0" and input_tags["content_sha256"] == version.tags["dataset.sha256"]
         assert input_tags["delta.path"] == trained["lakehouse"].path("seed")
+        assert input_tags["delta.filter"] == selection
     assert "load it with humpback.models.load_model('models:/humpback-forward@m0')" in trained["outputs"]["m0"]
 
 
@@ -184,3 +190,95 @@ def test_training_set_rows_keep_their_source_tags_and_digest(training_sets):
     assert [train.forward_tag(row) for row in data.rows] == [SEED_TAG, WEB_TAG]
     pinned = train.read_training_data(training_sets, train.parse_dataset("a5@v1"))
     assert pinned.sha256 == data.sha256
+
+
+def test_training_says_what_the_seed_table_holds_and_what_it_trains_on(trained):
+    seed_table = trained["lakehouse"].read("seed")
+    n_all, n_dev = seed_table.count(), seed_table.where("split = 'dev'").count()
+    holds = f"train: seed@v0 holds {n_all} pairs (dev {n_dev}, train {n_all - n_dev}) from 1 file(s); "
+    assert holds + f"the forward model trains on all {n_all} pairs (train and dev)" in trained["outputs"]["m0"]
+    assert holds + (f"the backward model trains on the {n_all - n_dev} train-split pairs and holds out {n_dev} "
+                    "for its gate") in trained["outputs"]["myx"]
+
+
+def _seed_table(spark, lakehouse, n_rows):
+    """A seed of n_rows pairs split by the project's own hash rule (about 10% dev)."""
+    from humpback.seeds import example_id, split_for
+
+    pairs = [(f"Question {i}?", f"Answer {i}.") for i in range(n_rows)]
+    rows = [(example_id(q, a), q, a, "test", split_for(example_id(q, a)), "test.jsonl") for q, a in pairs]
+    lakehouse.write(spark.createDataFrame(rows, "example_id string, instruction string, output string, "
+                                                "source string, split string, source_file string"), "seed")
+
+
+def test_the_batch_rule_counts_the_examples_each_direction_trains_on(spark, tmp_path):
+    from humpback.lakehouse import Lakehouse
+    from humpback.training.trainer import TrainSettings
+
+    lakehouse = Lakehouse(spark, str(tmp_path / "lakehouse"))
+    # 3,100 pairs: the forward model trains on all of them (>= 3,000: batch 32), the backward model on the train
+    # split only (about 2,790 < 3,000: batch 8), so the same table gives the two models different batches.
+    _seed_table(spark, lakehouse, 3_100)
+    settings = TrainSettings()
+    forward = train.read_training_data(lakehouse, train.parse_dataset("seed"), "forward")
+    backward = train.read_training_data(lakehouse, train.parse_dataset("seed"), "backward")
+    n_train = lakehouse.read("seed").where("split = 'train'").count()
+    assert forward.n_examples == 3_100 and backward.n_examples == n_train < 3_000
+    assert "(3100 examples)" in train.describe_plan(forward, settings, "forward", "base") and \
+        "batch 4x8," in train.describe_plan(forward, settings, "forward", "base")
+    assert "batch 4x2," in train.describe_plan(backward, settings, "backward", "base")
+
+
+def test_the_batch_rule_counts_upsampled_copies_of_a_training_set(spark, tmp_path):
+    from humpback.lakehouse import Lakehouse
+    from humpback.training.sft import SEED_TAG
+    from humpback.training.trainer import TrainSettings
+
+    lakehouse = Lakehouse(spark, str(tmp_path / "lakehouse"))
+    # 1,600 distinct pairs, each twice (seed_upsample = 2): the model sees 3,200 examples, so batch 32.
+    rows = [("up", 1, f"k{i}-{copy}", f"Q{i}?", f"A{i}.", "seed", SEED_TAG) for i in range(1_600) for copy in (1, 2)]
+    lakehouse.write(spark.createDataFrame(rows, SET_COLUMNS), "training_sets")
+    data = train.read_training_data(lakehouse, train.parse_dataset("up"), "forward")
+    assert data.n_examples == 3_200
+    assert "batch 4x8," in train.describe_plan(data, TrainSettings(), "forward", "base")
+
+
+@pytest.fixture
+def own_mlflow_store(tmp_path, monkeypatch):
+    """A fresh MLflow store for one test; the module's store is pointed at again afterwards."""
+    import mlflow
+
+    from humpback.tracking import configure_mlflow
+
+    previous = mlflow.get_tracking_uri()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    yield configure_mlflow(uri)
+    configure_mlflow(previous)
+
+
+def test_training_reads_the_seed_as_it_is_after_a_replace(spark, tmp_path, tiny_base, own_mlflow_store):
+    import json
+
+    from humpback.lakehouse import Lakehouse
+
+    uri = own_mlflow_store
+    stores = ["--lakehouse", str(tmp_path / "lakehouse"), "--mlflow-uri", uri]
+    files = {}
+    for name, pairs in (("old", [("What is pip?", "The installer."), ("What is venv?", "Environments.")]),
+                        ("new", [("What is uv?", "A fast installer."), ("What is a wheel?", "A built package."),
+                                 ("What is an sdist?", "A source archive.")])):
+        files[name] = tmp_path / f"{name}.jsonl"
+        files[name].write_text("".join(json.dumps({"instruction": q, "output": a}) + "\n" for q, a in pairs))
+    assert call(seed.main, ["--input", str(files["old"]), "--format", "jsonl", *stores])[0] == 0
+    assert call(seed.main, ["--input", str(files["new"]), "--format", "jsonl", "--replace", *stores])[0] == 0
+    code, out, err = call(train.main, ["--direction", "forward", "--dataset", "seed", "--alias", "m0", "--base",
+                                       str(tiny_base), "--max-steps", "1", "--set", "train.max_length=64",
+                                       "--set", "train.batch_size=1", *stores])
+    assert code == 0, err[-3000:]
+    # The latest version is exactly the new file: none of the old file's pairs are trained on.
+    assert "train: seed@v1 holds 3 pairs" in out and "from 1 file(s)" in out
+    assert "the forward model trains on all 3 pairs" in out
+    assert _run("m0").data.params["n_examples"] == "3"
+    lakehouse = Lakehouse(spark, str(tmp_path / "lakehouse"))
+    assert {row["source_file"] for row in lakehouse.read("seed").collect()} == {str(files["new"])}

@@ -18,9 +18,13 @@ SEED = [("e1", "What is a list?", "An ordered collection.", "train"),
         ("e3", "What is a dict?", "A mapping.", "dev")]
 
 
+SCORER = "models:/humpback-forward/1"
+SCORER_ARGS = ["--backward-model", "myx"]
+
+
 def write_inputs(spark, lakehouse, seed_rows):
-    rating_rows = [(sid, hashlib.sha256(text.encode()).hexdigest(), 1, "models:/humpback-forward@m0", "generate",
-                    SCORES[sid], None, "ok") for sid, text in CANDIDATES]
+    rating_rows = [(sid, hashlib.sha256(text.encode()).hexdigest(), 1, SCORER, "generate", SCORES[sid], None, "ok",
+                    "parsed", "myx") for sid, text in CANDIDATES]
     frames = {
         "segments": spark.createDataFrame(SEGMENTS, "segment_id string, text string, drop_reason string"),
         "candidates": spark.createDataFrame(
@@ -29,7 +33,8 @@ def write_inputs(spark, lakehouse, seed_rows):
             "status string, error string, flags array<string>"),
         "ratings": spark.createDataFrame(rating_rows, "segment_id string, instruction_hash string, iteration int, "
                                                       "scorer_model string, mode string, score double, "
-                                                      "rationale string, parse_status string"),
+                                                      "rationale string, parse_status string, score_source string, "
+                                                      "backward_model string"),
         "seed": spark.createDataFrame(seed_rows, "example_id string, instruction string, output string, split string"),
     }
     for table, frame in frames.items():
@@ -48,7 +53,7 @@ def materialized(spark, tmp_path_factory):
     prompts = root / "eval.jsonl"
     prompts.write_text(json.dumps({"instruction": "When do owls hunt?"}) + "\n")
     common = ["--lakehouse", lakehouse.root, "--mlflow-uri", configure_mlflow(f"sqlite:///{root / 'mlflow.db'}"),
-              "--eval-prompts", str(prompts)]
+              "--eval-prompts", str(prompts), *SCORER_ARGS]
     versions = []
     for name, min_score in (("a5", 4.5), ("a5", 4.0), ("a4-keep", 4.0)):
         assert trainset.main(["--name", name, "--iteration", "1", "--set", f"trainset.min_score={min_score}",
@@ -74,7 +79,7 @@ def test_a_set_replaces_only_its_own_rows(materialized):
     lakehouse, versions, _ = materialized
     latest = lakehouse.read("training_sets", versions[2])
     counts = {r.set_name: r["count"] for r in latest.groupBy("set_name").count().collect()}
-    assert counts == {"a5": 4, "a4-keep": 4}  # 2 seed (train split) + 2 augmented each
+    assert counts == {"a5": 5, "a4-keep": 5}  # 3 seed (the whole seed) + 2 augmented each
     assert augmented_instructions(lakehouse, versions[2]) == augmented_instructions(lakehouse, versions[1])
 
 
@@ -92,22 +97,40 @@ def test_lineage_is_in_mlflow_and_in_the_delta_commit(materialized):
     assert first["params.trainset.training_set_sql_sha256"] == load_sql("training_set").sha256
     assert first["params.trainset.min_score"] == "4.5" and first["params.delta.version"] == str(versions[0])
     assert first["tags.humpback.trainset_version"] == str(versions[0])
-    assert first["metrics.examples"] == 3 and first["metrics.augmented"] == 1
+    assert first["metrics.examples"] == 4 and first["metrics.augmented"] == 1
+    assert first["params.trainset.scorer_model"] == SCORER and first["params.trainset.rating_mode"] == "generate"
+    assert first["params.trainset.backward_model"] == "myx"
     assert first["metrics.acceptance_rate"] == pytest.approx(1 / 4)
-    assert first["metrics.output_chars_mean.seed"] == pytest.approx((22 + 13) / 2)
+    assert first["metrics.output_chars_mean.seed"] == pytest.approx((22 + 13 + 10) / 3)
     history = DeltaTable.forPath(lakehouse.spark, lakehouse.path("training_sets")).history()
     metadata = json.loads(history.where(f"version = {versions[0]}").first()["userMetadata"])
     assert metadata["set_name"] == "a5" and metadata["settings"]["min_score"] == 4.5
     assert metadata["sql_sha256"]["curated_pairs.sql"] == load_sql("curated_pairs").sha256
 
 
+def test_rows_carry_the_scorer_mode_and_backward_model_that_chose_them(materialized):
+    lakehouse, versions, _ = materialized
+    rows = lakehouse.read("training_sets", versions[0]).where("set_name = 'a5'").collect()
+    assert {(row.scorer_model, row.rating_mode) for row in rows} == {(SCORER, "generate")}
+    assert {row.backward_model for row in rows if row.source == "augmented"} == {"myx"}
+    assert {row.backward_model for row in rows if row.source == "seed"} == {None}
+
+
+def test_an_unknown_scorer_or_mode_lists_what_exists(materialized, capsys):
+    lakehouse, _, common = materialized
+    assert trainset.main(["--name", "x", "--iteration", "1", "--mode", "logprob", *common]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no ratings for mode logprob" in err
+    assert f"--scorer {SCORER} --mode generate --backward-model myx (4 ratings)" in err
+
+
 def test_an_empty_set_stops_before_writing(spark, tmp_path, mlflow_store, capsys):
     from humpback.lakehouse import Lakehouse
 
     lakehouse = Lakehouse(spark, str(tmp_path / "lakehouse"))
-    write_inputs(spark, lakehouse, [row for row in SEED if row[3] == "dev"])
+    write_inputs(spark, lakehouse, [])
     code = trainset.main(["--name", "empty", "--iteration", "1", "--set", "trainset.min_score=6",
-                          "--lakehouse", lakehouse.root, "--mlflow-uri", mlflow_store])
+                          "--lakehouse", lakehouse.root, "--mlflow-uri", mlflow_store, *SCORER_ARGS])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "would be empty" in err and "nothing written" in err

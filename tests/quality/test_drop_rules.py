@@ -49,6 +49,7 @@ def test_the_thresholds_default_to_the_recommended_ones():
     ({"repetition": 0.51}, "repetitive"),
     ({"lang": "fr"}, "wrong_language"),
     ({"lang_score": 0.5}, "wrong_language"),
+    ({"lang_share": 0.89}, "mixed_language"),
     ({"mean_word_length": 2.5}, "low_quality"),
     ({"mean_word_length": 10.5}, "low_quality"),
     ({"alpha_word_frac": 0.7}, "low_quality"),
@@ -63,7 +64,7 @@ def test_each_rule_drops_with_its_exact_name(change, reason):
 
 
 @pytest.mark.parametrize("change", [{"n_chars": 600}, {"n_chars": 3000}, {"repetition": 0.5},
-                                    {"lang_score": 0.65}, {"alpha_word_frac": 0.8}, {"stop_word_count": 2},
+                                    {"lang_score": 0.65}, {"lang_share": 0.9}, {"alpha_word_frac": 0.8}, {"stop_word_count": 2},
                                     {"symbol_to_word_ratio": 0.1}, {"duplicate_line_frac": 0.3}])
 def test_values_on_a_threshold_are_kept(change):
     assert drop_reason({**good_signals(), **change}, DEFAULT_THRESHOLDS) is None
@@ -79,6 +80,9 @@ def test_the_first_rule_that_fires_wins():
     assert drop_reason({**good_signals(), "repetition": 1.0, "lang": "de"}, DEFAULT_THRESHOLDS) == "repetitive"
     assert drop_reason({**good_signals(), "lang": "de", "stop_word_count": 0}, DEFAULT_THRESHOLDS) == \
         "wrong_language"
+    assert drop_reason({**good_signals(), "lang": "de", "lang_share": 0.5}, DEFAULT_THRESHOLDS) == "wrong_language"
+    assert drop_reason({**good_signals(), "lang_share": 0.5, "stop_word_count": 0}, DEFAULT_THRESHOLDS) == \
+        "mixed_language"
 
 
 def test_thresholds_come_from_the_caller():
@@ -102,4 +106,4 @@ def test_real_signals_trigger_the_rules():
 
 def test_drop_reason_names_are_listed_in_order():
     assert DROP_REASONS == ("too_short", "too_long", "empty_header", "all_caps_header", "nav_header",
-                            "repetitive", "wrong_language", "low_quality")
+                            "repetitive", "wrong_language", "mixed_language", "low_quality")

@@ -94,6 +94,12 @@ def test_empty_and_length_flags():
     assert instruction_flags("Tell me about Paris.", OUTPUT, max_chars=10) == ["too_long"]
 
 
+def test_an_instruction_cut_by_the_token_budget_is_flagged_truncated():
+    assert instruction_flags("How do I repot a cactus without", OUTPUT, truncated=True) == ["truncated"]
+    assert instruction_flags("How do I repot a cactus?", OUTPUT) == []
+    assert instruction_flags("   ", OUTPUT, truncated=True) == ["empty", "truncated"]
+
+
 def test_flags_come_in_flag_names_order_and_are_known():
     flags = instruction_flags("Generate an instruction for this text. " + BACKWARD_TEMPLATE, OUTPUT, max_chars=50)
     assert flags == [name for name in FLAG_NAMES if name in flags]

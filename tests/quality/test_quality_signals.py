@@ -13,7 +13,8 @@ def test_compute_signals_returns_plain_values_with_all_keys():
     expected = {"header_level", "n_chars", "n_words", "header_chars", "header_cap_ratio", "header_all_caps",
                 "header_is_nav", "repetition", "mean_word_length", "alpha_word_frac", "stop_word_count",
                 "stop_word_frac", "symbol_to_word_ratio", "n_lines", "mean_line_length", "bullet_line_frac",
-                "ellipsis_line_frac", "duplicate_line_frac", "n_emails", "n_phones", "lang", "lang_score"}
+                "ellipsis_line_frac", "duplicate_line_frac", "n_emails", "n_phones", "lang", "lang_score",
+                "lang_share", "foreign_paragraphs"}
     assert set(signals) == expected
     assert all(type(v) in (int, float, bool, str) for v in signals.values())
     assert signals["n_chars"] == len(PROSE)

@@ -15,9 +15,11 @@ def test_parameters_ignore_comments_strings_and_casts(tmp_path):
 
 
 def test_the_shipped_files_declare_the_documented_parameters():
-    assert load_sql("curated_pairs").parameters == {"iteration", "min_score", "scorer_model", "mode", "ngram",
-                                                    "max_eval_overlap"}
-    assert load_sql("training_set").parameters == {"set_name", "iteration", "seed_upsample"}
+    assert load_sql("curated_pairs").parameters == {"iteration", "min_score", "scorer_model", "mode",
+                                                    "backward_model", "include_constrained", "max_eval_overlap"}
+    assert load_sql("training_set").parameters == {"set_name", "iteration", "seed_upsample", "seed_tag", "web_tag",
+                                                   "scorer_model", "rating_mode", "backward_model",
+                                                   "max_eval_overlap"}
 
 
 def test_parameters_must_match_exactly(tmp_path):

@@ -91,3 +91,14 @@ def test_tokens_seen_counts_only_the_trained_batches(tiny_model, chat_tokenizer,
     result = train_sft(tiny_model, chat_tokenizer, examples, settings, tmp_path / "adapter")
     assert result.tokens_seen == 3 * 2 * 30  # stops mid-epoch: a batch fetched ahead is not counted
     assert result.tokens_per_second > 0
+
+
+@pytest.mark.parametrize("n_examples, batch", [(2_999, 8), (3_000, 32)])
+def test_the_trainer_applies_the_batch_rule_to_the_examples_it_is_given(tiny_model, chat_tokenizer, tmp_path,
+                                                                      n_examples, batch):
+    # Equal-length examples: one optimizer step then sees exactly `batch` x length real tokens, so the count
+    # shows which batch the paper's rule chose for this many examples.
+    example = {key: value[:20] for key, value in _examples(chat_tokenizer, repeat=1)[0].items() if key != "truncation"}
+    settings = TrainSettings(max_steps=1, per_device_batch_size=8)
+    result = train_sft(tiny_model, chat_tokenizer, [example] * n_examples, settings, tmp_path / "adapter")
+    assert result.steps == 1 and result.tokens_seen == batch * 20
