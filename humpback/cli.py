@@ -40,8 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    module = importlib.import_module(f"pipelines.{args.stage}")
-    return int(module.main(list(args.stage_args) + global_argv(args)) or 0)
+    try:
+        module = importlib.import_module(f"pipelines.{args.stage}")
+        return int(module.main(list(args.stage_args) + global_argv(args)) or 0)
+    except KeyboardInterrupt:  # Ctrl-C before the stage's own handler was in place (imports, argument parsing)
+        print(f"humpback {args.stage}: interrupted", file=sys.stderr, flush=True)
+        return 130
 
 
 if __name__ == "__main__":

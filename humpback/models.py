@@ -75,9 +75,45 @@ def resolve_model(ref: str | None) -> ResolvedModel:
         if not (path / "config.json").exists() and not (path / MANIFEST).exists():
             raise ModelRefError(f"{ref!r} is a folder but holds no model (no config.json); expected {ACCEPTED_FORMS}")
         return _resolve_folder(ref, path, kind="local")
-    if _HUB_ID.match(ref) and not ref.startswith((".", "/", "~")):
-        return ResolvedModel(ref=ref, kind="hub", path=ref)
+    if path.exists():
+        raise ModelRefError(f"{ref!r} is a file, not a model folder; expected {ACCEPTED_FORMS}")
+    if looks_like_path(ref):
+        raise ModelRefError(f"no model folder at {ref!r} ({path.resolve()} does not exist); "
+                            f"expected {ACCEPTED_FORMS}")
+    if _HUB_ID.match(ref):
+        return _resolve_hub(ref)
     raise ModelRefError(f"unknown model reference {ref!r}: expected {ACCEPTED_FORMS}")
+
+
+def looks_like_path(ref: str) -> bool:
+    """A reference that can only be meant as a local folder: it starts with `.`, `/` or `~`, uses a backslash, has
+    more than one `/`, or its first part is a folder that exists here (`tmp/model` when ./tmp exists). An `org/name`
+    whose `org` is no local folder may be a hub id."""
+    if ref.startswith((".", "/", "~")) or "\\" in ref or ref.count("/") > 1:
+        return True
+    first = ref.split("/", 1)[0]
+    return "/" in ref and Path(first).expanduser().is_dir()
+
+
+def hub_downloads_allowed() -> bool:
+    """Hub downloads are off unless the user opts in with HF_HUB_OFFLINE=0 (or false/no/off)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("0", "false", "no", "off")
+
+
+def _resolve_hub(ref: str) -> ResolvedModel:
+    """A hub id: from the local Hugging Face cache, or (only when the user allowed downloads) from the hub."""
+    if not hub_downloads_allowed() and not _in_hub_cache(ref):
+        raise ModelRefError(f"{ref!r} is no local folder, and as a Hugging Face hub id it is not in the local cache "
+                            f"(downloads are off): check the path, or set HF_HUB_OFFLINE=0 to download it from the hub")
+    return ResolvedModel(ref=ref, kind="hub", path=ref)
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
 def _resolve_embedded(ref: str) -> ResolvedModel:
@@ -147,7 +183,7 @@ def load_tokenizer(ref: str | ResolvedModel | None = None):
     root = resolved.base if resolved.is_adapter else resolved
     # Adapters are saved with their tokenizer; fall back to the base model's.
     source = resolved.path if resolved.is_adapter and Path(resolved.path, "tokenizer_config.json").exists() else root.path
-    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=resolved.kind != "hub")
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=not _may_download(root))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -166,12 +202,18 @@ def load_model(ref: str | ResolvedModel | None = None, device: str | None = None
     root = resolved.base if resolved.is_adapter else resolved
     while root.is_adapter:  # adapters over adapters are merged from the bottom up
         root = root.base
-    model = AutoModelForCausalLM.from_pretrained(root.path, dtype=dtype, local_files_only=root.kind != "hub")
+    model = AutoModelForCausalLM.from_pretrained(root.path, dtype=dtype,
+                                                 local_files_only=not _may_download(root))
     if resolved.is_adapter:
         model = _apply_adapters(model, resolved, merge_adapter)
     model.to(device)
     model.eval()
     return load_tokenizer(resolved), model
+
+
+def _may_download(resolved: ResolvedModel) -> bool:
+    """Only a hub id may be fetched, and only when the user opted in to downloads."""
+    return resolved.kind == "hub" and hub_downloads_allowed()
 
 
 def _apply_adapters(model, resolved: ResolvedModel, merge: bool):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -45,12 +46,39 @@ def run_stages(steps: list[tuple[str, list[str]]], args: argparse.Namespace) -> 
     for stage, stage_args in steps:
         print(f"\n=== humpback {stage} {' '.join(stage_args)}", flush=True)
         code = importlib.import_module(f"pipelines.{stage}").main(stage_args + global_argv(args))
+        if code == 130:
+            raise KeyboardInterrupt
         if code != 0:
             raise StageError(f"stage `{stage}` failed (exit code {code}); see its message above")
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (`--limit 0` would silently do nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number (1 or more), not {value}")
+    return value
+
+
+class StageArgumentParser(argparse.ArgumentParser):
+    """A stage's parser: `--limit` is always a positive int, and a usage error is one line on stderr."""
+
+    POSITIVE_OPTIONS = ("--limit",)
+
+    def add_argument(self, *names, **kwargs):
+        if any(name in self.POSITIVE_OPTIONS for name in names) and kwargs.get("type") is int:
+            kwargs["type"] = positive_int
+        return super().add_argument(*names, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def stage_parser(stage: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"humpback {stage}", description=description)
+    parser = StageArgumentParser(prog=f"humpback {stage}", description=description)
     add_global_options(parser)
     return parser
 
@@ -69,7 +97,10 @@ class Context:
     def spark(self):
         from humpback.spark import get_spark
 
-        return get_spark(self.config.get("spark", {}))
+        session = get_spark(self.config.get("spark", {}))
+        if _STAGE_DEPTH:
+            catch_interrupts()  # SparkContext installs its own SIGINT handler, which talks to the JVM mid-call
+        return session
 
     @cached_property
     def lakehouse(self):
@@ -87,18 +118,64 @@ class Context:
 def run_stage(parser: argparse.ArgumentParser, run: Callable[[Context, argparse.Namespace], int],
               argv: list[str] | None) -> int:
     """Parse, run, and turn expected failures into one line on stderr and a non-zero exit."""
+    global _STAGE_DEPTH, _INTERRUPTED
     args = parser.parse_args(argv)
+    if not _STAGE_DEPTH:
+        _INTERRUPTED = False
+    previous = catch_interrupts()
+    _STAGE_DEPTH += 1
     try:
         return int(run(Context(args), args) or 0)
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted(parser.prog)
     except Exception as err:  # noqa: BLE001 - every failure reaches the user as one readable line
+        if _INTERRUPTED:  # e.g. Py4J's broken connection after the Ctrl-C, raised while cleaning up
+            return _interrupted(parser.prog)
         message = describe_error(err)
         if message is None:
             raise
         print(f"{parser.prog}: error: {message}", file=sys.stderr)
         return 2 if isinstance(err, (ValueError, LookupError, StageError)) else 1
+    finally:
+        _STAGE_DEPTH -= 1
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+_STAGE_DEPTH = 0  # how many run_stage calls are active in this process (demo and iterate nest them)
+_INTERRUPTED = False
+
+
+def _interrupted(prog: str) -> int:
+    if _STAGE_DEPTH > 1:
+        raise KeyboardInterrupt  # a stage run by demo or iterate: the outer stage prints the one line
+    print(f"{prog}: interrupted", file=sys.stderr, flush=True)
+    return 130
+
+
+def _on_interrupt(signum, frame):
+    """Ctrl-C: stop where the main thread is, quietly. Py4J logs a traceback for a call it was in the middle of, and
+    PySpark's own handler calls the JVM from inside that call; after Ctrl-C both only add noise to the one line."""
+    import logging
+
+    global _INTERRUPTED
+    _INTERRUPTED = True
+    for name in ("", "py4j", "py4j.java_gateway", "py4j.clientserver"):
+        logging.getLogger(name).disabled = True
+    raise KeyboardInterrupt
+
+
+def catch_interrupts():
+    """Install the quiet Ctrl-C handler (main thread only); returns the handler it replaced, or None."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        return None  # a background job that was told to ignore Ctrl-C keeps ignoring it
+    signal.signal(signal.SIGINT, _on_interrupt)
+    return previous
 
 
 def describe_error(err: BaseException) -> str | None:

@@ -83,6 +83,15 @@ def parse_files(max_page_bytes: int, keep_html: bool = True):
     return parse
 
 
+def no_pages_message(files: list[str], reject_counts: dict[str, int]) -> str:
+    n_files = f"{len(files)} file(s)" if len(files) != 1 else files[0]
+    if not reject_counts:
+        return f"no page in {n_files}: no WARC response records at all"
+    reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(reject_counts.items(), key=lambda kv: -kv[1]))
+    return (f"no page in {n_files}: every record was rejected ({reasons}); are these WARC files? See "
+            "`humpback sql \"SELECT source, reason, detail FROM rejects WHERE stage = 'ingest'\"`")
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
@@ -114,6 +123,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     finally:
         outline.unpersist()
     n_pages = sum(r["count"] for r in totals if r["kind"] == "page")
+    if n_pages == 0:  # wholly wrong input (text, images, empty files): a failure, not a quiet success
+        raise StageError(no_pages_message(files, reject_counts))
     ids_unique = sum(r["ids"] for r in totals if r["kind"] == "page") == n_pages
     bytes_total = sum(r["bytes"] or 0 for r in totals if r["kind"] == "page")
     pages = inputs.mapInArrow(parse_files(max_page_bytes), ddl(PARSED_COLUMNS)).where("kind = 'page'") \

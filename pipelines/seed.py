@@ -187,7 +187,8 @@ def report(ctx: Context, args: argparse.Namespace, rows: list[dict], rejects: li
     print(f"seed: {len(rows)} pairs loaded from {args.input} ({stored['inserted']} new, {stored['updated']} changed"
           f"{removed}) -> {ctx.lakehouse.path(TABLE)} version {stored['version']}"
           + (" (replaced: the table is exactly this file's pairs)" if args.replace else ""))
-    print("seed: split " + ", ".join(f"{name} {splits[name]}" for name in sorted(splits)) + f"; {len(rejects)} rejected")
+    print("seed: split " + (", ".join(f"{name} {splits[name]}" for name in sorted(splits)) or "(no pairs)")
+          + f"; {len(rejects)} rejected")
     if reasons:
         print(reporting.format_counts("rejects by reason", reasons))
     summary = table_summary(ctx.lakehouse, stored["version"])
@@ -208,13 +209,29 @@ def report(ctx: Context, args: argparse.Namespace, rows: list[dict], rejects: li
         reporting.log_counts("reject", reasons)
 
 
+def no_pairs_message(ctx: Context, args: argparse.Namespace, rejects: list[dict]) -> str:
+    """The one line for a file without a single usable pair; its rejects are recorded first."""
+    if rejects:
+        ctx.lakehouse.add_rejects(rejects)
+    reasons = Counter(reject["reason"] for reject in rejects)
+    why = (f"{len(rejects)} record(s) rejected: " + ", ".join(f"{name} {n}" for name, n in reasons.most_common())
+           + "; see `rejects`") if rejects else "the file holds no records"
+    where = "`seed` left as it is" if ctx.lakehouse.exists(TABLE) else "no `seed` table made"
+    columns = ""
+    if args.format in COLUMN_FORMATS:
+        columns = (f"; expected columns {args.instruction_col or 'instruction'!r} and {args.output_col or 'output'!r}"
+                   " (--instruction-col/--output-col)")
+    return f"{args.input} has no usable pairs ({why}){columns}; {where}"
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
     if (args.instruction_col or args.output_col) and args.format not in COLUMN_FORMATS:
         raise StageError(f"--instruction-col and --output-col apply to --format jsonl or parquet, not {args.format}")
     rows, rejects = parse_records(args, ctx.config.get("seed", {}))
-    if args.replace and not rows:
-        # an unreadable or wrongly named column must not empty the seed the models train on
-        raise StageError(f"--replace: {args.input} has no usable pairs ({len(rejects)} rejected); `seed` left as it is")
+    if not rows:
+        # Wholly wrong input is a failure: no empty table is made, and (with --replace) an unreadable file or a
+        # wrongly named column must not empty the seed the models train on. The rejects say why.
+        raise StageError(no_pairs_message(ctx, args, rejects))
     recorded = source_file(args.input)
     rows = [{**row, "source_file": recorded} for row in rows]
     stored = store_rows(ctx, rows, replace=args.replace)

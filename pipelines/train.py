@@ -464,6 +464,55 @@ def print_registered(name: str, version: int, alias: str, run_id: str, result) -
           f"or pass --model models:/{name}@{alias}")
 
 
+def check_alias(alias: str) -> None:
+    """MLflow's own rule for alias names (3.x: letters, digits, `_` and `-`; not `latest` nor `v<N>`, which name
+    versions), applied before any work instead of after training."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        from mlflow.utils.validation import _validate_model_alias_name, _validate_model_alias_name_reserved
+    except ImportError:  # another MLflow: the rule as MLflow 3.17 has it
+        import re
+
+        def _validate_model_alias_name(name):
+            if not re.fullmatch(r"[\w\-]{1,255}", name or ""):
+                raise MlflowException(f"Invalid alias name: {name!r}. Names may only contain alphanumerics, "
+                                      "underscores (_), and dashes (-).")
+
+        def _validate_model_alias_name_reserved(name):
+            if name.lower() == "latest" or re.fullmatch(r"[vV]\d+", name):
+                raise MlflowException(f"alias name {name!r} is reserved.")
+    try:
+        _validate_model_alias_name(alias)
+        _validate_model_alias_name_reserved(alias)
+    except MlflowException as err:
+        reason = getattr(err, "message", str(err)).strip().splitlines()[0]
+        raise StageError(f"--alias {alias!r} is refused by the MLflow registry: {reason} "
+                         "Choose another name, e.g. m0, m1 or myx") from None
+
+
+def check_registry(uri: str) -> None:
+    """One cheap registry call, with no retries, so that an unreachable store fails before training."""
+    import os
+
+    from mlflow.tracking import MlflowClient
+
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update({"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"})
+    try:
+        MlflowClient().search_registered_models(max_results=1)
+    except Exception as err:  # noqa: BLE001 - any failure here means the model could not be registered later
+        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+        raise StageError(f"the MLflow model registry at {uri} cannot be reached ({type(err).__name__}: "
+                         f"{lines[0][:300] if lines else 'no message'}); nothing was trained") from None
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
     import mlflow
     import torch
@@ -471,10 +520,12 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     from humpback.models import load_model
     from humpback.tracking import start_run
 
+    check_alias(args.alias)  # before any data is read or any model loaded: the registry would refuse it at the end
     settings = train_settings(ctx.config, args)
     gate = gate_settings(ctx.config)
     ref = parse_dataset(args.dataset)
     data = read_training_data(ctx.lakehouse, ref, args.direction)  # fails before any model is loaded
+    check_registry(ctx.mlflow_uri)
     print(describe_data(ctx.lakehouse, data, args.direction), flush=True)
     base = resolve_base(args.base or ctx.config.get("model", {}).get("base"))
     print(describe_plan(data, settings, args.direction, base.ref), flush=True)

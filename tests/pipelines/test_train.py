@@ -282,3 +282,46 @@ def test_training_reads_the_seed_as_it_is_after_a_replace(spark, tmp_path, tiny_
     assert _run("m0").data.params["n_examples"] == "3"
     lakehouse = Lakehouse(spark, str(tmp_path / "lakehouse"))
     assert {row["source_file"] for row in lakehouse.read("seed").collect()} == {str(files["new"])}
+
+
+@pytest.mark.parametrize("alias,reason", [("latest", "reserved"), ("LATEST", "reserved"), ("v3", "reserved"),
+                                          ("my alias", "alphanumerics"), ("m1@x", "alphanumerics")])
+def test_an_alias_the_registry_refuses_fails_before_any_work(spark, tmp_path, own_mlflow_store, monkeypatch, alias,
+                                                             reason):
+    """MLflow refuses `latest`, `v<N>` and odd characters: told in one line before data, model or training."""
+    import humpback.models
+    from humpback.lakehouse import Lakehouse
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was resolved or loaded")
+
+    monkeypatch.setattr(humpback.models, "load_model", no_model)
+    monkeypatch.setattr(humpback.models, "resolve_model", no_model)
+    _seed_table(spark, Lakehouse(spark, str(tmp_path / "lakehouse")), 6)
+    code, out, err = call(train.main, ["--direction", "forward", "--dataset", "seed", "--alias", alias,
+                                       "--lakehouse", str(tmp_path / "lakehouse"), "--mlflow-uri", own_mlflow_store])
+    assert code == 2 and out == "", err
+    assert err.count("\n") == 1 and err.startswith(f"humpback train: error: --alias {alias!r}") and reason in err, err
+    from mlflow.tracking import MlflowClient
+
+    assert MlflowClient().search_model_versions() == []  # no unaliased version left behind
+
+
+def test_an_unreachable_registry_fails_before_any_work(spark, tmp_path, own_mlflow_store, monkeypatch):
+    import time
+
+    import humpback.models
+    from humpback.lakehouse import Lakehouse
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was resolved or loaded")
+
+    monkeypatch.setattr(humpback.models, "load_model", no_model)
+    monkeypatch.setattr(humpback.models, "resolve_model", no_model)
+    _seed_table(spark, Lakehouse(spark, str(tmp_path / "lakehouse")), 6)
+    started = time.monotonic()
+    code, out, err = call(train.main, ["--direction", "forward", "--dataset", "seed", "--alias", "m0",
+                                       "--lakehouse", str(tmp_path / "lakehouse"),
+                                       "--mlflow-uri", "http://127.0.0.1:9"])  # nothing listens on port 9
+    assert code == 2 and err.count("\n") == 1, err
+    assert "registry at http://127.0.0.1:9 cannot be reached" in err and time.monotonic() - started < 60

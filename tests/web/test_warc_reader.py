@@ -247,3 +247,9 @@ def test_a_payload_that_fails_its_content_encoding_is_rejected_and_reading_goes_
     rows = read_rows([broken, response_record(2)])
     assert rejects(rows) == ["content_decoding_error"]
     assert page_urls(rows) == ["https://example.com/page-2"]
+
+
+def test_an_empty_file_is_one_reject_not_skipped(tmp_path):
+    (tmp_path / "empty.warc.gz").write_bytes(b"")
+    rows = list(iter_warc(tmp_path / "empty.warc.gz", "empty.warc.gz"))
+    assert [(row["kind"], row["reason"], row["source"]) for row in rows] == [("reject", "empty_file", "empty.warc.gz")]
