@@ -10,10 +10,22 @@
      greedy, on the same decode-heavy prompts: generated tokens/s ratio (target >= 4).
   4. Generate mode's parse-failure rate on those pairs as curate runs it, with its guided score line (target
      < 5%), and beside it how often the free text alone had no valid score line.
+  5. vLLM (its CPU build here; issue 13) against the transformers engine, both called directly on the same
+     segments: augment-style generation (the augment handler, [augment] sampling, per-row seeds), generated
+     tokens/s (target >= 2); each engine's start-up time is printed beside it.
+  6. The same two engines on logprob rating (the logprob handler on the pairs of 2): pairs/s, reported, with
+     how far apart the two engines' scores are (they read the same probabilities).
+  7. Spark adapter overhead with vLLM: the augment handler through Spark against the same vLLM engine settings
+     called directly (target >= 0.9). Never two vLLM engines at once, so the sides cannot alternate round by
+     round: the direct side runs, its engine is closed, the Spark worker builds its own and runs, Spark stops,
+     and a fresh direct engine runs again; the direct rate is the median of the rounds before and after. From 5
+     and 6 the script prints the job size at which vLLM's start-up pays for itself (the `auto` engine's
+     threshold, vllm_min_rows).
 
     .venv/bin/python benchmarks/bench_inference.py [--segments 6] [--pairs 16] [--prompts 16] [--batch-size 8]
                                                    [--decode-batch-size 16]
                                                    [--repeats 2] [--threads 1] [--max-new-tokens N] [--model REF]
+                                                   [--vllm-segments 16] [--no-vllm | --only-vllm]
 
 Every comparison uses the same torch thread count on both sides (the Spark side: one partition whose engine gets
 `cpu_threads` = --threads). Model loading, the JVM and session start-up are done before any clock starts: each
@@ -29,7 +41,7 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -38,6 +50,7 @@ SAMPLE_WARC = REPO / "data" / "sample" / "python-docs.warc.gz"
 SEED = REPO / "data" / "sample" / "seed.jsonl"
 
 TARGET_SPARK_RATIO, TARGET_LOGPROB_RATIO, TARGET_BATCH_RATIO, TARGET_PARSE_FAILURES = 0.9, 3.0, 4.0, 0.05
+TARGET_VLLM_GENERATION_RATIO = 2.0
 SINGLE = 1
 # Rating pairs keep seed answers no longer than this, so a pass over the pairs fits the time budget on 2 cores.
 MAX_SEED_OUTPUT_CHARS = 1000
@@ -50,6 +63,7 @@ LINEAGE_CURATE = {"iteration": 1, "scorer_model": "bench", "scorer_uri": "bench"
 class Measured:
     rate: float  # median over the rounds
     output: list  # of the first run (the runs are deterministic: same seed, same batches)
+    rates: list[float] = field(default_factory=list)  # every round's
 
 
 @dataclass
@@ -140,7 +154,7 @@ def alternate(sides: dict[str, Callable[[], list]], repeats: int, amount: Callab
             rates[name].append(amount(out) / seconds)
             outputs.setdefault(name, out)
             print(f"  round {round_no} {name:<10} {seconds:7.1f} s  {rates[name][-1]:8.2f} {unit}", flush=True)
-    return {name: Measured(statistics.median(rates[name]), outputs[name]) for name in sides}
+    return {name: Measured(statistics.median(rates[name]), outputs[name], rates[name]) for name in sides}
 
 
 def token_count(rows: list[dict]) -> int:
@@ -270,6 +284,111 @@ def batching_speedup(engine, requests: list, max_new_tokens: int, repeats: int, 
                         measured[single].rate, "tok/s", TARGET_BATCH_RATIO)
 
 
+# ---------------------------------------------------------------- 5, 6 and 7. vLLM
+
+def vllm_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def timed_start(build: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    engine = build()
+    return time.perf_counter() - start, engine
+
+
+def generated_count(rows: list[dict]) -> int:
+    return sum(row["completion_tokens"] or 0 for row in rows)
+
+
+def vllm_sections(config: dict, model: str, transformers_engine, transformers_start: float, segments: list[dict],
+                  pairs: list[dict], repeats: int) -> list[Result]:
+    """5, 6 and 7: vLLM against the transformers engine, then the Spark adapter with vLLM."""
+    from humpback.inference.base import EngineSpec, build_engine
+    from pipelines.augment import augment_handler
+    from pipelines.curate import logprob_handler
+
+    spec = EngineSpec("vllm", model, (("cpu_kvcache_space", 1), ("max_model_len", 4096)))
+    start, engine = timed_start(lambda: build_engine(spec))
+    print(f"  vLLM engine started in {start:.1f} s (transformers engine: {transformers_start:.1f} s); "
+          f"vLLM {'cores ' + engine.cores if getattr(engine, 'cores', None) else 'binds its own cores'}", flush=True)
+    sampling = sampling_settings(config["augment"])
+    augment = augment_handler(sampling, LINEAGE_AUGMENT, {"min_chars": 10, "max_chars": 1000})
+    logprob = logprob_handler({**LINEAGE_CURATE, "mode": "logprob"})
+    sides = {"vllm": engine, "transformers": transformers_engine}
+    results = []
+    try:
+        for side in sides.values():  # warm-up: first batch of each engine, rubric prefix cached
+            augment(segments[:2], side)
+            logprob(pairs[:2], side)
+        print(f"5. augment-style generation, {len(segments)} segments, sampling {sampling}", flush=True)
+        generation = alternate({name: (lambda e=e: augment(segments, e)) for name, e in sides.items()}, repeats,
+                               generated_count, "generated tokens/s")
+        results.append(ratio_result("5. vLLM vs transformers generated tokens/s", generation["vllm"].rate,
+                                    generation["transformers"].rate, "tok/s", TARGET_VLLM_GENERATION_RATIO))
+        print(f"6. logprob rating, {len(pairs)} pairs", flush=True)
+        rating = alternate({name: (lambda e=e: logprob(pairs, e)) for name, e in sides.items()}, repeats, len,
+                           "pairs/s")
+        results.append(ratio_result("6. vLLM vs transformers logprob pairs/s", rating["vllm"].rate,
+                                    rating["transformers"].rate, "pairs/s", 0.0))
+        results[-1].target, results[-1].passed = "reported", None
+        gaps = score_gaps(rating["vllm"].output, rating["transformers"].output)
+        results.append(Result("   |score(vLLM) - score(transformers)|", f"mean {statistics.fmean(gaps):.3f}",
+                              f"max {max(gaps):.3f}", None, "reported", None))
+        for name, measured, per_row in (("augment", generation, lambda m: generated_count(m.output) / m.rate),
+                                        ("logprob rating", rating, lambda m: len(m.output) / m.rate)):
+            saved = (per_row(measured["transformers"]) - per_row(measured["vllm"])) / len(measured["vllm"].output)
+            rows = (start - transformers_start) / saved if saved > 0 else float("inf")
+            print(f"  {name}: vLLM saves {saved:.2f} s per row; its extra start-up ({start - transformers_start:.1f} s)"
+                  f" pays for itself from about {rows:.0f} rows")
+        print("7. Spark adapter with vLLM: augment handler through mapInArrow (1 partition) vs vLLM called directly;"
+              " direct before and after Spark (a fresh engine after), so drift in the load hits both", flush=True)
+        before = alternate({"direct": lambda: augment(segments, engine)}, repeats, token_count, "tokens/s")["direct"]
+    finally:
+        engine.close()  # one vLLM engine at a time: the Spark worker builds its own next
+    spark = start_spark(config)
+    try:
+        through = spark_side(spark, spec, augment, segments, repeats)
+    finally:
+        spark.stop()  # its Python worker, and the worker's engine, go with it
+    engine = build_engine(spec)
+    try:
+        augment(segments[:2], engine)  # warm-up, as before
+        after = alternate({"direct": lambda: augment(segments, engine)}, repeats, token_count, "tokens/s")["direct"]
+    finally:
+        engine.close()
+    direct = statistics.median(before.rates + after.rates)
+    same = sorted((r["segment_id"], r["instruction"]) for r in through.output) == \
+        sorted((r["segment_id"], r["instruction"]) for r in before.output)
+    print(f"  same instructions through Spark and directly (per-row seeds): {'yes' if same else 'NO'}")
+    results.append(ratio_result("7. Spark adapter (augment, vLLM) tokens/s", through.rate, direct, "tok/s",
+                                TARGET_SPARK_RATIO))
+    return results
+
+
+def score_gaps(ours: list[dict], theirs: list[dict]) -> list[float]:
+    by_id = {row["segment_id"]: row["score"] for row in theirs}
+    return [abs(row["score"] - by_id[row["segment_id"]]) for row in ours
+            if row["score"] is not None and by_id.get(row["segment_id"]) is not None] or [float("nan")]
+
+
+def spark_side(spark, spec, handler, segments: list[dict], repeats: int) -> Measured:
+    from humpback.inference.spark_adapter import map_rows
+    from pipelines.augment import CANDIDATE_COLUMNS
+    from pipelines.common import ddl
+
+    frame = spark.createDataFrame(segments, "segment_id string, text string").coalesce(1)
+    worker = map_rows(spec, handler, CANDIDATE_COLUMNS)
+
+    def through_spark(rows_frame) -> list[dict]:
+        return [row.asDict() for row in rows_frame.mapInArrow(worker, ddl(CANDIDATE_COLUMNS)).collect()]
+
+    start, _ = timed_start(lambda: through_spark(frame.limit(2)))  # the worker starts its engine
+    print(f"  Spark worker's first batch, with its vLLM engine's start: {start:.1f} s", flush=True)
+    return alternate({"spark": lambda: through_spark(frame)}, repeats, token_count, "tokens/s")["spark"]
+
+
 # ---------------------------------------------------------------- report
 
 def print_table(results: list[Result]) -> None:
@@ -297,6 +416,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-new-tokens", type=int, default=None,
                         help="generate rating's max_new_tokens (default: conf/defaults.toml [curate])")
     parser.add_argument("--model", default=None, help="model for every side (default: config model.base)")
+    parser.add_argument("--vllm-segments", type=int, default=16, help="segments for the vLLM comparisons (5, 7)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--no-vllm", action="store_true", help="skip 5-7 (they also skip where vLLM is missing)")
+    which.add_argument("--only-vllm", action="store_true", help="run only 5-7")
     return parser.parse_args(argv)
 
 
@@ -319,26 +442,37 @@ def main(argv: list[str]) -> int:
                                               ("device", "cpu"), ("prefix_cache", True)))
     print(f"model {model}, {args.threads} torch thread(s) per side, {os.cpu_count()} cores, "
           f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
-    segments = kept_segments(max(args.segments, args.pairs))
+    segments = kept_segments(max(args.segments, args.pairs, args.vllm_segments))
     seed = seed_pairs()
-    engine = get_engine(spec)  # sets this process's torch threads to --threads
-    spark = start_spark(config)
-    try:
-        print("1. Spark adapter: augment handler through mapInArrow (1 partition) vs called directly", flush=True)
-        spark_result = spark_overhead(spark, engine, spec, segments[:args.segments],
-                                      sampling_settings(config["augment"]), args.repeats)
-    finally:
-        spark.stop()
-    curate_sampling = sampling_settings(config["curate"], args.max_new_tokens)
-    print("2. rating: logprob (prefix cache) vs generate (curate's settings, guided score line)", flush=True)
-    print(f"  generate sampling {curate_sampling}; scorer {model} (the embedded model rates like an untuned M0)")
-    rating, parsing = rating_modes(engine, rating_pairs(seed, segments, args.pairs), curate_sampling, args.repeats)
-    print(f"3. transformers engine: batch {args.decode_batch_size} vs batch {SINGLE}", flush=True)
-    batching = batching_speedup(engine, answer_requests(seed, args.prompts), args.answer_tokens, args.repeats,
-                                args.decode_batch_size)
+    pairs = rating_pairs(seed, segments, args.pairs)
+    start, engine = timed_start(lambda: get_engine(spec))  # sets this process's torch threads to --threads
+    results: list[Result] = []
+    if not args.only_vllm:
+        spark = start_spark(config)
+        try:
+            print("1. Spark adapter: augment handler through mapInArrow (1 partition) vs called directly", flush=True)
+            results.append(spark_overhead(spark, engine, spec, segments[:args.segments],
+                                          sampling_settings(config["augment"]), args.repeats))
+        finally:
+            spark.stop()
+        curate_sampling = sampling_settings(config["curate"], args.max_new_tokens)
+        print("2. rating: logprob (prefix cache) vs generate (curate's settings, guided score line)", flush=True)
+        print(f"  generate sampling {curate_sampling}; scorer {model} (the embedded model rates like an untuned M0)")
+        rating, parsing = rating_modes(engine, pairs, curate_sampling, args.repeats)
+        print(f"3. transformers engine: batch {args.decode_batch_size} vs batch {SINGLE}", flush=True)
+        batching = batching_speedup(engine, answer_requests(seed, args.prompts), args.answer_tokens, args.repeats,
+                                    args.decode_batch_size)
+        results += [*rating, batching, *parsing]
+    if args.no_vllm:
+        pass
+    elif not vllm_available():
+        print("5-7. vLLM is not installed (`make setup` installs its CPU build on CPUs with AVX-512): skipped")
+    else:
+        print("5-7. vLLM against the transformers engine", flush=True)
+        results += vllm_sections(config, model, engine, start, segments[:args.vllm_segments], pairs, args.repeats)
     print(f"load average at end {os.getloadavg()[0]:.1f}")
     print()
-    print_table([spark_result, *rating, batching, *parsing])
+    print_table(results)
     return 0
 
 

