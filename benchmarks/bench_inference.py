@@ -12,7 +12,9 @@
      < 5%), and beside it how often the free text alone had no valid score line.
   5. vLLM (its CPU build here; issue 13) against the transformers engine, both called directly on the same
      segments: augment-style generation (the augment handler, [augment] sampling, per-row seeds), generated
-     tokens/s (target >= 2); each engine's start-up time is printed beside it.
+     tokens/s (target >= 2); each engine's start-up time is printed beside it. vLLM's prefix cache is emptied
+     before every round of 5, 6 and 7 (on the Spark side too, in the worker), so no round finds the previous
+     round's prompts cached.
   6. The same two engines on logprob rating (the logprob handler on the pairs of 2): pairs/s, reported, with
      how far apart the two engines' scores are (they read the same probabilities).
   7. Spark adapter overhead with vLLM: the augment handler through Spark against the same vLLM engine settings
@@ -298,6 +300,19 @@ def timed_start(build: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, engine
 
 
+def uncached(handler):
+    """The handler, with vLLM's prefix cache emptied before each call: every round computes its prompts afresh,
+    as a job does on rows it has not seen (within a call the rubric every rating prompt starts with is still
+    shared). Without it a repeated round finds whole prompts cached and looks several times faster."""
+
+    def run(rows: list[dict], engine) -> list[dict]:
+        if getattr(engine, "llm", None) is not None:
+            engine.llm.reset_prefix_cache()
+        return handler(rows, engine)
+
+    return run
+
+
 def generated_count(rows: list[dict]) -> int:
     return sum(row["completion_tokens"] or 0 for row in rows)
 
@@ -314,8 +329,8 @@ def vllm_sections(config: dict, model: str, transformers_engine, transformers_st
     print(f"  vLLM engine started in {start:.1f} s (transformers engine: {transformers_start:.1f} s); "
           f"vLLM {'cores ' + engine.cores if getattr(engine, 'cores', None) else 'binds its own cores'}", flush=True)
     sampling = sampling_settings(config["augment"])
-    augment = augment_handler(sampling, LINEAGE_AUGMENT, {"min_chars": 10, "max_chars": 1000})
-    logprob = logprob_handler({**LINEAGE_CURATE, "mode": "logprob"})
+    augment = uncached(augment_handler(sampling, LINEAGE_AUGMENT, {"min_chars": 10, "max_chars": 1000}))
+    logprob = uncached(logprob_handler({**LINEAGE_CURATE, "mode": "logprob"}))
     sides = {"vllm": engine, "transformers": transformers_engine}
     results = []
     try:

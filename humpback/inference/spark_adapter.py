@@ -180,9 +180,10 @@ def format_seconds(seconds: float) -> str:
 SCHEDULING_KEYS = frozenset({"engine", "chunk_rows", "partitions", "gpus_per_task", "fail_after_rows",
                              "vllm_min_rows"})
 AUTO = "auto"
-# vLLM's CPU build starts in about 30 s on 2 cores against the transformers engine's 7 s, and is 3x faster at
-# logprob rating and 10x at generation there (benchmarks/README.md): from about 30 rows on it pays for itself.
-DEFAULT_VLLM_MIN_ROWS = 32
+# vLLM's CPU build starts in 25-30 s on 2 cores against the transformers engine's 6 s, then generates 7-9x and
+# rates (logprob) 1.5x as fast: it pays for itself from about 3 rows of generation and 85 of logprob rating
+# (benchmarks/README.md, bench_inference 5 and 6).
+DEFAULT_VLLM_MIN_ROWS = 100
 AUTO_OPTION = "auto"  # what an `auto` spec keeps to choose again once the job's size is known
 
 

@@ -78,8 +78,9 @@ VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 512)
 DEFAULT_LORA_RANK = 16
 DEFAULT_CPU_KVCACHE_GIB = 1
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.gguf")
-# Per-core-set lock files: a process that holds one owns those cores for its vLLM engine.
-CORE_LOCKS = Path(tempfile.gettempdir()) / "humpback-vllm-cores"
+# Lock files, one per core: a process that holds one owns that core for its vLLM engine (HUMPBACK_CORE_LOCKS moves
+# the folder: engines that should not see each other's claims use different folders).
+DEFAULT_CORE_LOCKS = Path(tempfile.gettempdir()) / "humpback-vllm-cores"
 
 
 class EngineStartError(ValueError):
@@ -199,7 +200,8 @@ def claim_cores(per_engine: int, available: Sequence[int] | None = None) -> str 
     (then the engine shares cores rather than fail)."""
     cores = sorted(available if available is not None else os.sched_getaffinity(0))
     per_engine = max(1, min(int(per_engine), len(cores)))
-    CORE_LOCKS.mkdir(parents=True, exist_ok=True)
+    locks = Path(os.environ.get("HUMPBACK_CORE_LOCKS") or DEFAULT_CORE_LOCKS)
+    locks.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(cores) - per_engine + 1, per_engine):
         chosen = cores[start:start + per_engine]
         key = ",".join(map(str, chosen))
@@ -207,7 +209,7 @@ def claim_cores(per_engine: int, available: Sequence[int] | None = None) -> str 
             return key
         handles = []
         for core in chosen:
-            handle = open(CORE_LOCKS / f"core-{core}.lock", "a")  # noqa: SIM115 - held open while claimed
+            handle = open(locks / f"core-{core}.lock", "a")  # noqa: SIM115 - held open while claimed
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

@@ -125,8 +125,10 @@ def test_a_model_vllm_cannot_load_is_refused_before_any_process_starts(tmp_path)
         check_loadable("my-llama", str(tmp_path), supported)
 
 
-def test_engines_in_different_processes_claim_different_cores():
-    """The lock files are real and per process: another live process's cores are never handed out again."""
+def test_engines_in_different_processes_claim_different_cores(tmp_path, monkeypatch):
+    """The lock files are real and per process: another live process's cores are never handed out again. (A lock
+    folder of the test's own: engines elsewhere on this machine hold their cores in the default one.)"""
+    monkeypatch.setenv("HUMPBACK_CORE_LOCKS", str(tmp_path))
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import sys
         from humpback.inference.vllm_engine import claim_cores
@@ -186,6 +188,8 @@ def test_the_auto_engine_chooses_by_what_is_installed_and_the_jobs_size():
         assert dict(large.options)["batch_size"] == 8  # the shared [inference] settings too
         assert resolve_spec(large, 5)[0] == small  # chosen again for another job: nothing of vLLM's left
         assert engine_spec(auto_config(vllm_min_rows=4), EMBEDDED, rows=5).kind == "vllm"
+        defaults = {"inference": {"engine": "auto"}}  # vllm_min_rows: 100 (DEFAULT_VLLM_MIN_ROWS)
+        assert [engine_spec(defaults, EMBEDDED, rows=n).kind for n in (99, 100)] == ["transformers", "vllm"]
     elif installed_vllm() is None:
         assert large.kind == "transformers" and why_large == "vLLM is not installed"
     assert choose_engine(None)[0] in ("transformers", "vllm")
