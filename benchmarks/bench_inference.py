@@ -180,7 +180,7 @@ def start_spark(config: dict):
 def spark_overhead(spark, engine, spec, segments: list[dict], sampling: dict, repeats: int) -> Result:
     from humpback.inference.spark_adapter import map_rows
     from pipelines.augment import CANDIDATE_COLUMNS, augment_handler
-    from pipelines.common import ddl
+    from humpback.tables import ddl
 
     handler = augment_handler(sampling, LINEAGE_AUGMENT, {"min_chars": 10, "max_chars": 1000})
     frame = spark.createDataFrame(segments, "segment_id string, text string").coalesce(1)
@@ -391,7 +391,7 @@ def score_gaps(ours: list[dict], theirs: list[dict]) -> list[float]:
 def spark_side(spark, spec, handler, segments: list[dict], repeats: int) -> Measured:
     from humpback.inference.spark_adapter import map_rows
     from pipelines.augment import CANDIDATE_COLUMNS
-    from pipelines.common import ddl
+    from humpback.tables import ddl
 
     frame = spark.createDataFrame(segments, "segment_id string, text string").coalesce(1)
     worker = map_rows(spec, handler, CANDIDATE_COLUMNS)

@@ -1,6 +1,7 @@
 """Delta tables under one root: locations, bare-name SQL access, idempotent upserts and history."""
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -83,9 +84,9 @@ class Lakehouse:
         return int(DeltaTable.forPath(self.spark, self.path(table)).history(1).first()["version"])
 
     def history(self, table: str, limit: int | None = None) -> list[dict[str, Any]]:
-        """Commits newest first: version, timestamp, operation, parameters and metrics."""
+        """Commits newest first: version, timestamp, operation, parameters, metrics and the writer's userMetadata."""
         table_history = DeltaTable.forPath(self.spark, self.path(table)).history(limit)
-        columns = ["version", "timestamp", "operation", "operationParameters", "operationMetrics"]
+        columns = ["version", "timestamp", "operation", "operationParameters", "operationMetrics", "userMetadata"]
         return [row.asDict(recursive=True) for row in table_history.select(*columns).collect()]
 
     def write(self, df: DataFrame, table: str, mode: str = "append", partition_by: Sequence[str] = ()) -> int:
@@ -151,6 +152,20 @@ class Lakehouse:
             F.current_timestamp().alias("recorded_at"),
         )
         return self.insert_missing(with_id, REJECTS, ["reject_id"])
+
+
+def set_thresholds(history: Iterable[dict[str, Any]]) -> dict[int, float]:
+    """{iteration: min_score} of the newest training set of each iteration, from `training_sets`' history (newest
+    first, as Lakehouse.history gives it): the threshold that set really used, whatever the defaults say now."""
+    thresholds: dict[int, float] = {}
+    for commit in history:
+        try:
+            metadata = json.loads(commit.get("userMetadata") or "")
+            iteration, min_score = int(metadata["iteration"]), float(metadata["settings"]["min_score"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a commit not made by `trainset` (a manual fix, an old format)
+        thresholds.setdefault(iteration, min_score)
+    return thresholds
 
 
 def _same_location(location: str, path: str) -> bool:

@@ -85,6 +85,13 @@ def resolve_model(ref: str | None) -> ResolvedModel:
     raise ModelRefError(f"unknown model reference {ref!r}: expected {ACCEPTED_FORMS}")
 
 
+def stable_model_ref(resolved) -> str:
+    """A model identity that does not move when an alias does: models:/NAME/VERSION, or the ref + fingerprint."""
+    if resolved.kind == "mlflow":
+        return f"models:/{resolved.ref.removeprefix('models:/').split('@')[0].split('/')[0]}/{resolved.version}"
+    return f"{resolved.ref}#{(resolved.fingerprint or '')[:12]}" if resolved.fingerprint else resolved.ref
+
+
 def looks_like_path(ref: str) -> bool:
     """A reference that can only be meant as a local folder: it starts with `.`, `/` or `~`, uses a backslash, has
     more than one `/`, or its first part is a folder that exists here (`tmp/model` when ./tmp exists). An `org/name`

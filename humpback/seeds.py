@@ -319,3 +319,27 @@ def _place_first_turn_reply(reply, prompt, children, collector):
         collector.reject(locator, _reply_failure(reply), "reply breaks the selection rule")
     else:
         collector.reject(locator, "not_selected", "an earlier rank-0 reply to the same prompt was chosen")
+
+
+# ----- the `seed` table -----
+
+def table_summary(lakehouse, version: int | None = None) -> dict:
+    """What `seed` holds at a version (default: the latest): {version, rows, splits: Counter, files: Counter}.
+    Rows from before `source_file` existed count under the file name '(not recorded)'."""
+    from pyspark.sql import functions as F
+
+    version = lakehouse.version(STAGE) if version is None else version
+    frame = lakehouse.read(STAGE, version)
+    file_column = F.col("source_file") if "source_file" in frame.columns else F.lit(None).cast("string")
+    counts = frame.groupBy("split", F.coalesce(file_column, F.lit("(not recorded)")).alias("file")).count().collect()
+    splits, files = Counter(), Counter()
+    for row in counts:
+        splits[row["split"]] += row["count"]
+        files[row["file"]] += row["count"]
+    return {"version": version, "rows": sum(splits.values()), "splits": splits, "files": files}
+
+
+def format_summary(summary: dict) -> str:
+    splits = ", ".join(f"{name} {summary['splits'][name]}" for name in sorted(summary["splits"]))
+    return (f"seed@v{summary['version']} holds {summary['rows']} pairs ({splits or 'no rows'}) "
+            f"from {len(summary['files'])} file(s)")

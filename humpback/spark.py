@@ -4,7 +4,10 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import shutil
+import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,15 @@ DELTA_SETTINGS = {
 # in one line, so the records are shown only when Spark's own log level asks for INFO or more.
 QUERY_CONTEXT_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
 VERBOSE_LOG_LEVELS = frozenset({"ALL", "TRACE", "DEBUG", "INFO"})
+
+
+# WARN lines that every chunk of work brings and that need no action: Delta's MERGE materializes its source as a
+# local checkpoint, and unpersisting it afterwards warns that its lineage is gone. Shown with --verbose.
+CHUNK_NOISE_LOGGERS = ("org.apache.spark.rdd.MapPartitionsRDD",)
+# Spark's launcher puts --add-modules=jdk.incubator.vector on every driver JVM it starts (JavaModuleOptions; only
+# MLlib's BLAS uses the module), and the JVM then prints this line on stderr, with no option to turn it off.
+JVM_STARTUP_NOISE = ("WARNING: Using incubator modules: jdk.incubator.vector",)
+_stderr_filters: list[subprocess.Popen] = []  # kept for the JVM's lifetime (a collected Popen warns)
 
 
 class SparkSetupError(RuntimeError):
@@ -103,8 +115,10 @@ def flatten_conf(nested: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def get_spark(settings: dict[str, Any] | None = None, app_name: str | None = None) -> SparkSession:
-    """Return the active session or build one with Delta configured."""
+def get_spark(settings: dict[str, Any] | None = None, app_name: str | None = None,
+              verbose: bool = False) -> SparkSession:
+    """Return the active session or build one with Delta configured; quiet unless `verbose` (JVM_STARTUP_NOISE,
+    CHUNK_NOISE_LOGGERS)."""
     settings = settings or {}
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name or settings.get("app_name", "humpback"))
@@ -113,11 +127,45 @@ def get_spark(settings: dict[str, Any] | None = None, app_name: str | None = Non
         builder = builder.master(master)
     for key, value in session_settings(settings).items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    starts_jvm = not launched_by_spark_submit() and SparkSession.getActiveSession() is None
+    with stderr_without(JVM_STARTUP_NOISE if starts_jvm and not verbose else ()):
+        spark = builder.getOrCreate()
     log_level = str(settings.get("log_level", "WARN"))
     spark.sparkContext.setLogLevel(log_level)
+    set_jvm_log_level(spark, CHUNK_NOISE_LOGGERS, log_level if verbose else "ERROR")
     quiet_query_context_loggers(log_level)
     return spark
+
+
+@contextmanager
+def stderr_without(lines: tuple[str, ...]):
+    """Processes started inside write their stderr through `grep -v` of these exact lines for as long as they run
+    (the filter ends when the last of them has closed it); this process's own stderr is as it was afterwards."""
+    grep = shutil.which("grep")
+    if not lines or grep is None:
+        yield
+        return
+    sys.stderr.flush()
+    # Its own session: a Ctrl-C meant for the driver must not end the filter while the JVM still writes to it.
+    filter_process = subprocess.Popen([grep, "--line-buffered", "-v", "-x", "-F", *(f"-e{line}" for line in lines)],
+                                      stdin=subprocess.PIPE, stdout=2, start_new_session=True)
+    _stderr_filters.append(filter_process)
+    saved = os.dup(2)
+    os.dup2(filter_process.stdin.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        filter_process.stdin.close()
+
+
+def set_jvm_log_level(spark: SparkSession, loggers: tuple[str, ...], level: str) -> None:
+    """The log4j level of some of the driver JVM's loggers, at any time (Spark's setLogLevel sets the root only)."""
+    log4j = spark.sparkContext._jvm.org.apache.logging.log4j
+    for name in loggers:
+        log4j.core.config.Configurator.setLevel(name, log4j.Level.toLevel(level))
 
 
 def quiet_query_context_loggers(log_level: str) -> None:

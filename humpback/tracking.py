@@ -11,6 +11,9 @@ from typing import Any, Iterator
 from humpback.config import config_hash
 
 EXPERIMENT = "humpback"
+# MLflow 3's UI opens an experiment on the page its kind names; without this tag it guesses, and an experiment of
+# LLM runs opens on an empty GenAI overview instead of our training runs.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 _QUIET_LOGGERS = ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent", "mlflow.store.model_registry")
 
 
@@ -37,17 +40,21 @@ def configure_mlflow(uri: str | None = None) -> str:
 
 
 def ensure_experiment(name: str = EXPERIMENT) -> str:
+    """The experiment's id, created on first use; its kind tag set (also on experiments made before the tag)."""
     import mlflow
 
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
+        if experiment.tags.get(EXPERIMENT_KIND_TAG) is None:
+            mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return experiment.experiment_id
     artifact_location = None
     if mlflow.get_tracking_uri().startswith("sqlite:"):
         # Keep artifacts beside the SQLite file rather than wherever the process happens to run.
         db_file = Path(mlflow.get_tracking_uri().removeprefix("sqlite:///"))
         artifact_location = (db_file.parent / "mlartifacts").resolve().as_uri()
-    return mlflow.create_experiment(name, artifact_location=artifact_location)
+    return mlflow.create_experiment(name, artifact_location=artifact_location,
+                                    tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
 
 
 def git_commit() -> str:

@@ -7,15 +7,11 @@ import json
 import sys
 from typing import Any
 
+from humpback.tables import TABLES
 from pipelines.common import Context, StageError, run_stage, stage_parser
 
-KEYS = ("segment_id", "backward_model", "prompt_version")
-CANDIDATE_COLUMNS = {
-    "segment_id": "string", "instruction": "string", "instruction_hash": "string", "backward_model": "string",
-    "model_uri": "string", "model_version": "string", "prompt_version": "string", "sampling": "string",
-    "seed": "long", "finish_reason": "string", "status": "string", "error": "string", "flags": "array<string>",
-    "prompt_tokens": "long", "completion_tokens": "long",
-}
+KEYS = TABLES["candidates"].keys
+CANDIDATE_COLUMNS = TABLES["candidates"].columns
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,13 +22,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine", choices=("transformers", "vllm", "openai"), default=None,
                         help="inference engine (default: config inference.engine)")
     return parser
-
-
-def stable_model_ref(resolved) -> str:
-    """A model identity that does not move when an alias does: models:/NAME/VERSION, or the ref + fingerprint."""
-    if resolved.kind == "mlflow":
-        return f"models:/{resolved.ref.removeprefix('models:/').split('@')[0].split('/')[0]}/{resolved.version}"
-    return f"{resolved.ref}#{(resolved.fingerprint or '')[:12]}" if resolved.fingerprint else resolved.ref
 
 
 def instruction_hash(instruction: str | None) -> str | None:
@@ -86,7 +75,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
 
     from humpback import reporting
     from humpback.inference.spark_adapter import InferencePlan, engine_spec, plan_settings, run_inference
-    from humpback.models import resolve_model
+    from humpback.models import resolve_model, stable_model_ref
     from humpback.prompts import BACKWARD_TEMPLATE_VERSION
     from humpback.quality.diversity import format_diversity, instruction_diversity
     from humpback.tracking import start_run

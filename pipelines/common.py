@@ -26,6 +26,9 @@ def add_global_options(parser: argparse.ArgumentParser, suppress_defaults: bool 
     group.add_argument("--set", metavar="KEY=VALUE", action="append", dest="overrides",
                        default=argparse.SUPPRESS if suppress_defaults else [],
                        help="override one setting, e.g. --set segment.min_chars=400 (repeatable)")
+    group.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS if suppress_defaults else False,
+                       help="also show the libraries' own warnings and progress bars (JVM, Spark, transformers, "
+                            "MLflow); default: $HUMPBACK_VERBOSE=1, else only errors and humpback's own lines")
 
 
 def global_argv(args: argparse.Namespace) -> list[str]:
@@ -36,6 +39,8 @@ def global_argv(args: argparse.Namespace) -> list[str]:
             argv += [option, getattr(args, name)]
     for item in getattr(args, "overrides", None) or []:
         argv += ["--set", item]
+    if getattr(args, "verbose", False):
+        argv.append("--verbose")
     return argv
 
 
@@ -74,7 +79,41 @@ class StageArgumentParser(argparse.ArgumentParser):
         return super().add_argument(*names, **kwargs)
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"{self.prog}: error: {message}{self.glob_hint(message)} (see `{self.prog} --help`)\n")
+
+    def glob_hint(self, message: str) -> str:
+        """For extra arguments that are existing paths, how to pass the glob the shell expanded into them."""
+        if not message.startswith(UNRECOGNIZED):
+            return ""
+        # Options that take globs say so with their metavar (ingest's --input).
+        options = [action.option_strings[0] for action in self._actions
+                   if action.metavar == "GLOB" and action.option_strings]
+        return expanded_glob_hint(message.removeprefix(UNRECOGNIZED).split(" "), options[0]) if options else ""
+
+
+UNRECOGNIZED = "unrecognized arguments: "  # argparse's message for arguments no option took
+
+
+def expanded_glob_hint(extras: list[str], option: str) -> str:
+    """`; if the shell expanded ...` when every extra argument is an existing path, else ""."""
+    import os
+    import shlex
+
+    if not all(os.path.exists(path) for path in extras):
+        return ""
+    return (f"; if the shell expanded an unquoted glob, quote it ({option} {shlex.quote(glob_of(extras))}) "
+            f"or repeat {option} before each file")
+
+
+def glob_of(paths: list[str]) -> str:
+    """A glob for paths like these: their common folder, `*`, and the extension they share (if they do)."""
+    import os
+    from pathlib import Path
+
+    extensions = {"".join(Path(path).suffixes) for path in paths}
+    extension = extensions.pop() if len(extensions) == 1 else ""
+    folder = os.path.commonprefix([Path(path).parent.parts for path in paths])  # the parts all paths start with
+    return os.path.join(*folder, "*" + extension)
 
 
 def stage_parser(stage: str, description: str) -> argparse.ArgumentParser:
@@ -93,11 +132,17 @@ class Context:
     def __post_init__(self) -> None:
         self.config = load_config(getattr(self.args, "config", None), getattr(self.args, "overrides", None) or [])
 
+    @property
+    def verbose(self) -> bool:
+        from humpback.reporting import verbose_requested
+
+        return verbose_requested(getattr(self.args, "verbose", False))
+
     @cached_property
     def spark(self):
         from humpback.spark import get_spark
 
-        session = get_spark(self.config.get("spark", {}))
+        session = get_spark(self.config.get("spark", {}), verbose=self.verbose)
         if _STAGE_DEPTH:
             catch_interrupts()  # SparkContext installs its own SIGINT handler, which talks to the JVM mid-call
         return session
@@ -118,8 +163,11 @@ class Context:
 def run_stage(parser: argparse.ArgumentParser, run: Callable[[Context, argparse.Namespace], int],
               argv: list[str] | None) -> int:
     """Parse, run, and turn expected failures into one line on stderr and a non-zero exit."""
+    from humpback.reporting import set_library_verbosity, verbose_requested
+
     global _STAGE_DEPTH, _INTERRUPTED
     args = parser.parse_args(argv)
+    set_library_verbosity(verbose_requested(getattr(args, "verbose", False)))  # before any model or Spark starts
     if not _STAGE_DEPTH:
         _INTERRUPTED = False
     previous = catch_interrupts()
@@ -206,33 +254,3 @@ def spark_error_summary(err: BaseException) -> str:
             return f"{first.rstrip(':')}: {cause[-1].strip()}"
     # Spark appends '; line 1 pos 14;' and the unresolved plan; keep the sentence.
     return first.split("; line ")[0].split(" SQLSTATE:")[0].strip().rstrip(";").strip()
-
-
-_ARROW_TYPES = {"string": "string", "int": "int32", "long": "int64", "double": "float64", "boolean": "bool_"}
-
-
-def ddl(columns: dict[str, str]) -> str:
-    """Spark DDL for {name: type}."""
-    return ", ".join(f"{name} {kind}" for name, kind in columns.items())
-
-
-def arrow_schema(columns: dict[str, str]):
-    """The Arrow schema matching {name: Spark type} (string, int, long, double, boolean, array<>, map<>)."""
-    import pyarrow as pa
-
-    def arrow_type(kind: str):
-        if kind.startswith("array<") and kind.endswith(">"):
-            return pa.list_(arrow_type(kind[6:-1]))
-        if kind.startswith("map<") and kind.endswith(">"):
-            key, value = kind[4:-1].split(",", 1)
-            return pa.map_(arrow_type(key.strip()), arrow_type(value.strip()))
-        return getattr(pa, _ARROW_TYPES[kind])()
-
-    return pa.schema([(name, arrow_type(kind)) for name, kind in columns.items()])
-
-
-def record_batch(rows: list[dict], schema):
-    """Rows (dicts; missing keys are nulls) as one Arrow batch, for mapInArrow."""
-    import pyarrow as pa
-
-    return pa.RecordBatch.from_pylist(rows, schema=schema)

@@ -14,19 +14,11 @@ import argparse
 import sys
 from typing import Any
 
-from pipelines.augment import stable_model_ref
+from humpback.tables import TABLES
 from pipelines.common import Context, StageError, run_stage, stage_parser
 
-# A rating is of one instruction for one segment: after the backward model is retrained and augment rerun, a
-# segment's new instruction is a new pair to rate.
-KEYS = ("segment_id", "instruction_hash", "iteration", "scorer_model", "mode")
-RATING_COLUMNS = {
-    "segment_id": "string", "iteration": "int", "scorer_model": "string", "mode": "string", "score": "double",
-    "score_probs": "map<string,double>", "rationale": "string", "parse_status": "string",
-    "raw_parse_status": "string", "score_source": "string", "n_samples": "int", "instruction_hash": "string",
-    "backward_model": "string", "scorer_uri": "string", "prompt_version": "string", "status": "string",
-    "error": "string", "prompt_tokens": "long", "completion_tokens": "long", "seed": "long", "sampling": "string",
-}
+KEYS = TABLES["ratings"].keys
+RATING_COLUMNS = TABLES["ratings"].columns
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,7 +151,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     from pyspark.sql import functions as F
 
     from humpback.inference.spark_adapter import InferencePlan, engine_spec, plan_settings, run_inference
-    from humpback.models import resolve_model
+    from humpback.models import resolve_model, stable_model_ref
     from humpback.prompts import RATING_TEMPLATE_VERSION
     from humpback.tracking import start_run
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ EVALUATION_COLUMNS = {
     "evaluated_at": "timestamp", "mlflow_run_id": "string", "model_truncated": "int", "baseline_truncated": "int",
 }
 _ITERATION_ALIAS = re.compile(r"@m(\d+)$")
+PROGRESS_LINES = 10  # at most this many progress lines for each model's answers and for the judge
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,9 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def evaluate_settings(config: dict) -> dict[str, Any]:
-    from pipelines.train import checked_settings
-
-    values = {**DEFAULTS, **checked_settings("evaluate", config.get("evaluate", {}), set(DEFAULTS))}
+    values = {**DEFAULTS, **config.get("evaluate", {})}  # keys and types checked by load_config
     for key in ("temperature", "top_p"):
         values[key] = float(values[key])
     for key in ("max_new_tokens", "seed", "judge_max_new_tokens"):
@@ -89,8 +90,7 @@ def infer_iteration(model_ref: str) -> int | None:
 def pinned_model(ref: str, engine: str) -> str:
     """A model identity that does not move with an alias; a served model (openai) is known only by its name.
     Resolving first also fails fast, with the aliases that exist, before any model is loaded."""
-    from humpback.models import resolve_model
-    from pipelines.augment import stable_model_ref
+    from humpback.models import resolve_model, stable_model_ref
 
     return ref if engine == "openai" else stable_model_ref(resolve_model(ref))
 
@@ -117,13 +117,70 @@ def with_engine(config: dict, ref: str, kind: str, work: Callable[[Any], Any]) -
         engine.close()
 
 
-def generate_answers(engine, instructions: list[str], sampling) -> tuple[list[str], list[str | None], int]:
+class TokenCounter:
+    """An engine that counts the tokens going through it, for progress lines."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.prompt_tokens = self.completion_tokens = 0
+
+    def generate(self, requests, sampling):
+        generations = self.engine.generate(requests, sampling)
+        self.prompt_tokens += sum(generation.prompt_tokens for generation in generations)
+        self.completion_tokens += sum(generation.completion_tokens for generation in generations)
+        return generations
+
+    def next_token_probs(self, requests, candidates):
+        scores = self.engine.next_token_probs(requests, candidates)
+        self.prompt_tokens += sum(score.prompt_tokens for score in scores)
+        return scores
+
+    def take(self) -> tuple[int, int]:
+        """(prompt, generated) tokens since the last take."""
+        counts = (self.prompt_tokens, self.completion_tokens)
+        self.prompt_tokens = self.completion_tokens = 0
+        return counts
+
+
+def chunk_size(total: int, batch_size: int) -> int:
+    """Items per progress line: whole engine batches (a smaller call batches worse), at most PROGRESS_LINES lines."""
+    return batch_size * max(1, math.ceil(math.ceil(total / batch_size) / PROGRESS_LINES))
+
+
+def in_chunks(engine, items: list, work: Callable[[Any, list], list], size: int, stage: str, unit: str) -> list:
+    """work(engine, chunk) over consecutive chunks of items, concatenated, with a progress line after each chunk."""
+    from humpback.reporting import Progress
+
+    counter, progress, results = TokenCounter(engine), Progress(stage, len(items), unit), []
+    for start in range(0, len(items), size):
+        chunk = items[start:start + size]
+        results += work(counter, chunk)
+        print(progress.advance(len(chunk), *counter.take()), flush=True)
+    return results
+
+
+def generate_answers(engine, instructions: list[str], sampling, role: str,
+                     batch_size: int) -> tuple[list[str], list[str | None], int]:
     """(answers, finish reasons, failed): a failed generation answers with empty text, which the judge sees as
     such; an answer cut by max_new_tokens has finish reason `length`."""
-    generations = engine.generate([answer_request(text, sampling.seed) for text in instructions], sampling)
+    def answer(counted, chunk):
+        return counted.generate([answer_request(text, sampling.seed) for text in chunk], sampling)
+
+    generations = in_chunks(engine, instructions, answer, chunk_size(len(instructions), batch_size),
+                            f"evaluate ({role} answers)", "prompts")
     answers = [generation.texts[0] if generation.texts and not generation.error else "" for generation in generations]
     reasons = [generation.finish_reasons[0] if generation.finish_reasons else None for generation in generations]
     return answers, reasons, sum(1 for generation in generations if generation.error or not generation.texts)
+
+
+def judge_answers(engine, instructions: list[str], outputs: dict, sampling, batch_size: int) -> list:
+    """The judge's Judgments of the model's against the baseline's answers, with progress lines."""
+    from humpback.evaluation.judge import judge_pairs
+
+    pairs = list(zip(instructions, [o.output for o in outputs["model"]], [o.output for o in outputs["baseline"]]))
+    size = chunk_size(len(pairs), max(1, batch_size // 2))  # a pair is judged in both orders: two requests
+    return in_chunks(engine, pairs, lambda counted, chunk: judge_pairs(counted, *zip(*chunk), sampling), size,
+                     "evaluate (judge)", "pairs")
 
 
 def evaluation_id(pinned: dict[str, str], prompts_sha256: str, n_prompts: int, engines: tuple[str, str],
@@ -136,7 +193,6 @@ def evaluation_id(pinned: dict[str, str], prompts_sha256: str, n_prompts: int, e
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     from humpback.evaluation.alpaca import ModelOutput
-    from humpback.evaluation.judge import judge_pairs
     from humpback.evaluation.winrate import win_rate
     from humpback.inference.base import Sampling
 
@@ -154,17 +210,18 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     print(f"evaluate: {refs['model']} against {refs['baseline']} on {len(prompts)} prompts from {prompts_path}, "
           f"judge {refs['judge']} ({judge_engine})", flush=True)
 
+    batch_size = int(ctx.config.get("inference", {}).get("batch_size", 8))
     outputs, failed, truncated = {}, {}, {}
     for role in ("model", "baseline"):
-        answers, reasons, failed[role] = with_engine(ctx.config, refs[role], engine,
-                                                     lambda e: generate_answers(e, instructions, answer_sampling))
+        answers, reasons, failed[role] = with_engine(ctx.config, refs[role], engine, partial(
+            generate_answers, instructions=instructions, sampling=answer_sampling, role=role, batch_size=batch_size))
         outputs[role] = [ModelOutput(p.instruction, answer, refs[role], p.dataset, reason)
                          for p, answer, reason in zip(prompts, answers, reasons)]
         truncated[role] = sum(reason == "length" for reason in reasons)
     judge_sampling = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=settings["judge_max_new_tokens"],
                               seed=settings["seed"])
-    judgments = with_engine(ctx.config, refs["judge"], judge_engine, lambda e: judge_pairs(
-        e, instructions, [o.output for o in outputs["model"]], [o.output for o in outputs["baseline"]], judge_sampling))
+    judgments = with_engine(ctx.config, refs["judge"], judge_engine, partial(
+        judge_answers, instructions=instructions, outputs=outputs, sampling=judge_sampling, batch_size=batch_size))
     result = win_rate([j.outcome for j in judgments], unparsed=sum(j.unparsed for j in judgments))
 
     prompts_sha256 = hashlib.sha256(prompts_path.read_bytes()).hexdigest()
@@ -247,7 +304,7 @@ def log_win_rate_plot(ctx: Context, baseline: str, path: Path) -> None:
 
 
 def store(ctx: Context, record: dict) -> None:
-    from pipelines.common import ddl
+    from humpback.tables import ddl
 
     frame = ctx.spark.createDataFrame([record], ddl(EVALUATION_COLUMNS))
     result = ctx.lakehouse.upsert(frame, TABLE, ["evaluation_id"])

@@ -5,10 +5,10 @@ import argparse
 import sys
 from typing import Iterator
 
-from pipelines.common import Context, StageError, arrow_schema, ddl, record_batch, run_stage, stage_parser
+from humpback.tables import TABLES, arrow_schema, ddl, record_batch
+from pipelines.common import Context, StageError, run_stage, stage_parser
 
-PAGE_COLUMNS = ["page_id", "url", "warc_file", "warc_record_id", "http_status", "content_type", "html", "n_bytes",
-                "encoding", "encoding_source"]
+PAGE_COLUMNS = list(TABLES["pages"].columns)
 REJECT_COLUMNS = ["source", "stage", "reason", "detail"]
 PARSED_COLUMNS = {
     "kind": "string", "page_id": "string", "url": "string", "warc_file": "string", "warc_record_id": "string",
@@ -40,17 +40,6 @@ def expand_inputs(spark, patterns: list[str]) -> list[str]:
     return sorted(set(files))
 
 
-def open_input(uri: str):
-    """A binary, seekable stream for a local path or a cluster URI (fsspec handles the remote schemes)."""
-    if uri.startswith("file:"):
-        return open(uri.removeprefix("file:").replace("///", "/", 1) if uri.startswith("file:///") else uri[5:], "rb")
-    if "://" not in uri:
-        return open(uri, "rb")
-    import fsspec
-
-    return fsspec.open(uri, "rb").open()
-
-
 def parse_files(max_page_bytes: int, keep_html: bool = True):
     """A mapInArrow function: each input row names one file; yields its page and reject rows in batches.
 
@@ -60,6 +49,7 @@ def parse_files(max_page_bytes: int, keep_html: bool = True):
     schema = arrow_schema(PARSED_COLUMNS)
 
     def parse(batches: Iterator) -> Iterator:
+        from humpback.files import open_input
         from humpback.web.warc import iter_warc
 
         for batch in batches:

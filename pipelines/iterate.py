@@ -23,8 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
 def pinned_scorer(k: int) -> str:
     """M(k-1) pinned to its registered version (models:/humpback-forward/N): curate and trainset name the same
     model even if the alias moves while the iteration runs."""
-    from humpback.models import resolve_model
-    from pipelines.augment import stable_model_ref
+    from humpback.models import resolve_model, stable_model_ref
 
     return stable_model_ref(resolve_model(f"models:/{FORWARD}@m{k - 1}"))
 

@@ -16,11 +16,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from pipelines.common import Context, StageError, ddl, run_stage, stage_parser
+from humpback.tables import TABLES, ddl
+from pipelines.common import Context, StageError, run_stage, stage_parser
 
 TABLE = "seed"
-SEED_COLUMNS = {"example_id": "string", "instruction": "string", "output": "string", "source": "string",
-                "split": "string", "source_file": "string"}
+SEED_COLUMNS = TABLES[TABLE].columns
 FORMATS = ("oasst1", "jsonl", "parquet", "messages")
 COLUMN_FORMATS = ("jsonl", "parquet")  # the formats whose column names --instruction-col/--output-col set
 
@@ -53,7 +53,7 @@ def read_input(path: str, as_parquet: bool) -> list:
     UTF-8 becomes a reject in the parser instead of an exception here."""
     import pyarrow.parquet as pq
 
-    from pipelines.ingest import open_input
+    from humpback.files import open_input
 
     try:
         with open_input(path) as stream:
@@ -152,33 +152,11 @@ def merge_adding_columns(lakehouse, incoming) -> dict[str, int]:
             "updated": int(metrics.get("numTargetRowsUpdated", 0))}
 
 
-def table_summary(lakehouse, version: int | None = None) -> dict:
-    """What `seed` holds at a version (default: the latest): {version, rows, splits: Counter, files: Counter}.
-    Rows from before `source_file` existed count under the file name '(not recorded)'."""
-    from pyspark.sql import functions as F
-
-    version = lakehouse.version(TABLE) if version is None else version
-    frame = lakehouse.read(TABLE, version)
-    file_column = F.col("source_file") if "source_file" in frame.columns else F.lit(None).cast("string")
-    counts = frame.groupBy("split", F.coalesce(file_column, F.lit("(not recorded)")).alias("file")).count().collect()
-    splits, files = Counter(), Counter()
-    for row in counts:
-        splits[row["split"]] += row["count"]
-        files[row["file"]] += row["count"]
-    return {"version": version, "rows": sum(splits.values()), "splits": splits, "files": files}
-
-
-def format_summary(summary: dict) -> str:
-    splits = ", ".join(f"{name} {summary['splits'][name]}" for name in sorted(summary["splits"]))
-    return (f"seed@v{summary['version']} holds {summary['rows']} pairs ({splits or 'no rows'}) "
-            f"from {len(summary['files'])} file(s)")
-
-
 def report(ctx: Context, args: argparse.Namespace, rows: list[dict], rejects: list[dict], stored: dict) -> None:
     """Print the counts and log them to an MLflow run."""
     import mlflow
 
-    from humpback import reporting
+    from humpback import reporting, seeds
     from humpback.tracking import start_run
 
     splits = Counter(row["split"] for row in rows)
@@ -191,8 +169,8 @@ def report(ctx: Context, args: argparse.Namespace, rows: list[dict], rejects: li
           + f"; {len(rejects)} rejected")
     if reasons:
         print(reporting.format_counts("rejects by reason", reasons))
-    summary = table_summary(ctx.lakehouse, stored["version"])
-    print(f"seed: {format_summary(summary)}"
+    summary = seeds.table_summary(ctx.lakehouse, stored["version"])
+    print(f"seed: {seeds.format_summary(summary)}"
           + (": " + ", ".join(f"{name} ({n})" for name, n in sorted(summary["files"].items()))
              if len(summary["files"]) > 1 else ""))
     ctx.mlflow_uri  # noqa: B018 - configures the tracking store

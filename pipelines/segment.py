@@ -6,25 +6,16 @@ import hashlib
 import sys
 from typing import Any, Iterator
 
-from pipelines.common import Context, StageError, arrow_schema, ddl, record_batch, run_stage, stage_parser
+from humpback.tables import SIGNAL_TYPES, TABLES, arrow_schema, ddl, record_batch
+from pipelines.common import Context, StageError, run_stage, stage_parser
 
-# Signals computed once per segment and kept as the `signals` struct; decisions read them later.
-SIGNAL_TYPES = {
-    "header_level": "int", "n_chars": "int", "n_words": "int", "header_chars": "int", "header_cap_ratio": "double",
-    "header_all_caps": "boolean", "header_is_nav": "boolean", "repetition": "double", "mean_word_length": "double",
-    "alpha_word_frac": "double", "stop_word_count": "int", "stop_word_frac": "double",
-    "symbol_to_word_ratio": "double", "n_lines": "int", "mean_line_length": "double", "bullet_line_frac": "double",
-    "ellipsis_line_frac": "double", "duplicate_line_frac": "double", "n_emails": "int", "n_phones": "int",
-    "lang": "string", "lang_score": "double", "lang_share": "double", "foreign_paragraphs": "int",
-}
 BASE_COLUMNS = {
     "kind": "string", "segment_id": "string", "page_id": "string", "url": "string", "position": "int",
     "header": "string", "header_level": "int", "text": "string", "n_chars": "int", "lang": "string",
     "rule_drop": "string", "text_hash": "string", "minhash": "array<long>", "band_keys": "array<string>",
     "reason": "string", "detail": "string",
 }
-SEGMENT_COLUMNS = ["segment_id", "page_id", "url", "position", "header", "header_level", "text", "n_chars", "lang",
-                   "signals", "drop_reason", "text_hash"]
+SEGMENT_COLUMNS = list(TABLES["segments"].columns)
 # The length plot: bins of 250 characters up to 6,000 (the length rule drops everything over 3,000).
 LENGTH_BIN, LENGTH_PLOT_MAX = 250, 6000
 

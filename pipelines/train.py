@@ -29,8 +29,8 @@ SEED_TABLE = "seed"
 TRAINING_SETS = "training_sets"
 REGISTERED_MODELS = {"backward": "humpback-backward", "forward": "humpback-forward"}
 TRUNCATION_KINDS = ("none", "completion_tail", "prompt_tail", "both")
-# [gate] settings: the dev examples are capped so the gate takes a minute or two on a CPU.
-GATE_DEFAULTS = {"max_examples": 32, "max_new_tokens": 64, "batch_size": 8, "min_rougeL_f": 0.1,
+# [gate] settings, sized for a CPU (conf/defaults.toml says what they cost).
+GATE_DEFAULTS = {"max_examples": 16, "max_new_tokens": 32, "batch_size": 4, "min_rougeL_f": 0.1,
                  "max_echo_share": 0.2}
 DIGEST_CHARS = 32  # MLflow keeps at most 36 characters of a dataset digest; the full sha256 is a tag
 
@@ -164,7 +164,7 @@ def describe_data(lakehouse, data: TrainingData, direction: str) -> str:
     """One line: the table version read, its row counts by split (seed) or by source (a training set), and what
     of it this model trains on."""
     if data.ref.table == SEED_TABLE:
-        from pipelines.seed import format_summary, table_summary
+        from humpback.seeds import format_summary, table_summary
 
         summary = table_summary(lakehouse, data.version)
         held_out = summary["rows"] - data.n_examples
@@ -197,19 +197,11 @@ def encode_rows(tokenizer, rows: list[dict], direction: str, max_length: int) ->
     return examples, Counter(example["truncation"] for example in examples)
 
 
-def checked_settings(section: str, given: dict, known: set[str]) -> dict:
-    unknown = sorted(set(given) - known)
-    if unknown:
-        raise StageError(f"unknown [{section}] setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return dict(given)
-
-
 def train_settings(config: dict, args: argparse.Namespace):
     """TrainSettings: its own defaults (the paper's), then [train] settings, then --max-steps/--full-finetune."""
     from humpback.training.trainer import TrainSettings
 
-    fields = {field.name for field in dataclasses.fields(TrainSettings)}
-    values = checked_settings("train", config.get("train", {}), fields)
+    values = dict(config.get("train", {}))  # every key a TrainSettings field: load_config checked them
     if "lora_target_modules" in values:
         values["lora_target_modules"] = tuple(values["lora_target_modules"])
     if args.max_steps is not None:
@@ -220,7 +212,7 @@ def train_settings(config: dict, args: argparse.Namespace):
 
 
 def gate_settings(config: dict) -> dict:
-    return {**GATE_DEFAULTS, **checked_settings("gate", config.get("gate", {}), set(GATE_DEFAULTS))}
+    return {**GATE_DEFAULTS, **config.get("gate", {})}  # keys and types checked by load_config
 
 
 @dataclass(frozen=True)
@@ -383,23 +375,30 @@ def backward_prompt_text(tokenizer, output: str, max_prompt_tokens: int) -> str:
     return render(tokenizer.decode(output_ids[: max(0, len(output_ids) - over)]))
 
 
-def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int) -> list[str]:
-    """Greedy completions of rendered prompts, batched with left padding."""
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, progress) -> list[str]:
+    """Greedy completions of rendered prompts, in batches of similar length (on a CPU the padding costs as much as
+    the prompts), left-padded; a progress line after each batch (progress: a humpback.reporting.Progress)."""
     import torch
+
+    from humpback.inference.transformers_engine import length_sorted_batches
 
     tokenizer.padding_side = "left"
     add_special_tokens = not getattr(tokenizer, "chat_template", None)  # a chat template writes its own
     device = next(model.parameters()).device
     model.eval()
-    texts = []
-    for start in range(0, len(prompts), batch_size):
-        batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=add_special_tokens)["input_ids"]]
+    texts = [""] * len(prompts)
+    for indices in length_sorted_batches(range(len(prompts)), lengths, batch_size):
+        batch = tokenizer([prompts[i] for i in indices], return_tensors="pt", padding=True,
                           add_special_tokens=add_special_tokens).to(device)
         with torch.no_grad():
             generated = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
                                        pad_token_id=tokenizer.pad_token_id)
         new_tokens = generated[:, batch["input_ids"].shape[1]:]
-        texts += [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        for index, text in zip(indices, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
+            texts[index] = text.strip()
+        print(progress.advance(len(indices), int(batch["attention_mask"].sum()),
+                               int((new_tokens != tokenizer.pad_token_id).sum())), flush=True)
     return texts
 
 
@@ -409,6 +408,7 @@ def run_gate(lakehouse, model, tokenizer, data: TrainingData, gate: dict, max_le
     import mlflow
 
     from humpback.evaluation.gate import backward_gate_metrics
+    from humpback.reporting import Progress
     from humpback.training.sft import BACKWARD_TEMPLATE
 
     pairs = dev_pairs(lakehouse, data, int(gate["max_examples"]))
@@ -419,7 +419,8 @@ def run_gate(lakehouse, model, tokenizer, data: TrainingData, gate: dict, max_le
     budget = max(max_length - max_new_tokens, max_length // 2)
     prompts = [backward_prompt_text(tokenizer, pair["output"], budget) for pair in pairs]
     print(f"gate: writing instructions for {len(prompts)} dev examples", flush=True)
-    predicted = generate(model, tokenizer, prompts, max_new_tokens, int(gate["batch_size"]))
+    predicted = generate(model, tokenizer, prompts, max_new_tokens, int(gate["batch_size"]),
+                         Progress("gate", len(prompts), "examples"))
     reference = [pair["instruction"] for pair in pairs]
     metrics = backward_gate_metrics(predicted, reference, BACKWARD_TEMPLATE)
     mlflow.log_metrics({f"gate.{key}": float(value) for key, value in metrics.items()})
@@ -441,7 +442,9 @@ def gate_warning(metrics: dict, gate: dict) -> str | None:
         problems.append(f"prompt echoes {metrics['echo_share']:.1%} > gate.max_echo_share {gate['max_echo_share']}")
     if not problems:
         return None
-    return "the backward model looks weak (" + "; ".join(problems) + "): check it before augmenting"
+    # True whether train runs alone or inside demo/iterate, where augmentation follows without a pause.
+    return ("the backward model looks weak (" + "; ".join(problems) + "): expect weak instructions from it; its "
+            "dev predictions are in its MLflow run (gate/dev_predictions.json)")
 
 
 def fit(model, tokenizer, examples: list[dict], settings, folder: Path):

@@ -81,10 +81,8 @@ def checked_set_name(name: str) -> str:
 
 
 def trainset_settings(config: dict) -> dict[str, Any]:
-    """DEFAULTS overridden by [trainset], checked and converted."""
-    from pipelines.train import checked_settings
-
-    values = {**DEFAULTS, **checked_settings("trainset", config.get("trainset", {}), set(DEFAULTS))}
+    """DEFAULTS overridden by [trainset] (whose keys and types load_config checked), converted."""
+    values = {**DEFAULTS, **config.get("trainset", {})}
     settings = {"min_score": float(values["min_score"]), "max_eval_overlap": float(values["max_eval_overlap"]),
                 "ngram": int(values["ngram"]), "seed_upsample": int(values["seed_upsample"]),
                 "mode": str(values["mode"]), "scorer_model": str(values["scorer_model"]),
@@ -120,8 +118,7 @@ def pinned(ref: str, stored: set[str]) -> str:
     """A value as stored in the tables: as given when the tables hold it, else the model resolved and pinned."""
     if ref in stored:
         return ref
-    from humpback.models import resolve_model
-    from pipelines.augment import stable_model_ref
+    from humpback.models import resolve_model, stable_model_ref
 
     try:
         return stable_model_ref(resolve_model(ref))

@@ -58,6 +58,42 @@ def test_limit_must_be_positive(stage, value, capsys):
     assert "positive" in err
 
 
+
+@pytest.mark.parametrize("setting, message", [
+    ("segment.min_char=5000", "--set segment.min_char: unknown setting; did you mean segment.min_chars?"),
+    ("segment.min_chars=abc", "--set segment.min_chars: expected an integer, got 'abc'"),
+])
+def test_a_bad_setting_stops_the_stage_before_spark_starts(setting, message, tmp_path, monkeypatch, capsys):
+    import humpback.spark
+
+    def no_spark(*args, **kwargs):
+        raise AssertionError("Spark was started")
+
+    monkeypatch.setattr(humpback.spark, "get_spark", no_spark)
+    code = cli.main(["segment", "--set", setting, "--lakehouse", str(tmp_path / "lakehouse")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == f"humpback segment: error: {message}\n"
+
+
+def test_an_unquoted_glob_the_shell_expanded_gets_a_hint(tmp_path, capsys):
+    files = [tmp_path / f"{name}.warc.gz" for name in "abc"]
+    for path in files:
+        path.touch()
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["ingest", "--input", *map(str, files)])  # what `--input DIR/*.warc.gz` unquoted becomes
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1
+    assert err.startswith(f"humpback ingest: error: unrecognized arguments: {files[1]} {files[2]}; ")
+    assert f"quote it (--input '{tmp_path}/*.warc.gz') or repeat --input" in err
+
+
+def test_unrecognized_arguments_that_are_not_files_get_no_glob_hint(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["ingest", "--input", "a.warc.gz", "--inptu", "b.warc.gz"])
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --inptu b.warc.gz" in err and "glob" not in err
+
 def _children(pid: int) -> list[int]:
     from pathlib import Path
 

@@ -1,7 +1,9 @@
 """Real Delta tables: versions, time travel, bare names in SQL, idempotent upserts, rejects, retention."""
+import json
+
 import pytest
 
-from humpback.lakehouse import RETENTION, Lakehouse, lakehouse_root
+from humpback.lakehouse import RETENTION, Lakehouse, lakehouse_root, set_thresholds
 
 
 def test_root_comes_from_argument_then_environment(monkeypatch, tmp_path):
@@ -92,3 +94,18 @@ def test_tables_lists_only_delta_tables(spark, lakehouse, tmp_path):
     lakehouse.write(spark.createDataFrame([(1,)], "n int"), "real")
     (tmp_path / "lakehouse" / "not_a_table").mkdir()
     assert lakehouse.tables() == ["real"]
+
+
+def test_set_thresholds_come_from_the_newest_set_of_each_iteration(spark, lakehouse):
+    frame = spark.createDataFrame([("a5", 1)], "set_name string, iteration int")
+    commits = [({"stage": "trainset", "iteration": 1, "settings": {"min_score": 4.5}}),
+               None,  # a manual write without metadata
+               ({"stage": "trainset", "iteration": 1, "settings": {"min_score": 2.75}}),
+               ({"stage": "trainset", "iteration": 2, "settings": {"min_score": 4}})]
+    for metadata in commits:
+        writer = frame.write.format("delta").mode("append")
+        if metadata is not None:
+            writer = writer.option("userMetadata", json.dumps(metadata))
+        writer.save(lakehouse.path("sets"))
+    assert set_thresholds(lakehouse.history("sets")) == {1: 2.75, 2: 4.0}
+    assert set_thresholds([{"userMetadata": "not json"}, {}]) == {}

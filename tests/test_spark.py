@@ -69,6 +69,23 @@ def test_session_is_delta_enabled_and_quiet(spark):
     assert spark.sparkContext.getConf().get("spark.python.worker.reuse") == "true"
 
 
+def test_processes_started_in_stderr_without_lose_only_those_lines(capfd):
+    noise = spark_module.JVM_STARTUP_NOISE[0]
+    script = f"import sys; sys.stderr.write({noise + chr(10)!r} + 'an error\\n')"
+    with spark_module.stderr_without((noise,)):
+        child = subprocess.Popen([sys.executable, "-c", script])
+    assert child.wait(timeout=30) == 0
+    spark_module._stderr_filters[-1].wait(timeout=30)  # the filter ends once the child has closed its stderr
+    assert capfd.readouterr().err == "an error\n"
+
+
+def test_a_command_starts_spark_without_a_line_on_stderr(humpback_cli, tmp_path):
+    # The JVM announces an incubator module that Spark's launcher always adds: see JVM_STARTUP_NOISE.
+    result = humpback_cli("tables", "--lakehouse", str(tmp_path))
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr[-2000:]
+    assert "no tables yet" in result.stdout
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -31,6 +31,16 @@ def test_runs_are_tagged_with_commit_and_config_hash(mlflow_store):
     assert stored.data.tags["humpback.git_commit"]
 
 
+def test_the_experiment_opens_on_its_training_runs(mlflow_store):
+    """MLflow 3's UI picks the landing page from mlflow.experimentKind; untagged, it showed a GenAI overview."""
+    client = mlflow.MlflowClient()
+    legacy = client.create_experiment("made-before-the-tag")  # an experiment from an older humpback
+    for name in (tracking.EXPERIMENT, "made-before-the-tag"):
+        experiment_id = tracking.ensure_experiment(name)
+        assert client.get_experiment(experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert tracking.ensure_experiment("made-before-the-tag") == legacy
+
+
 def test_model_version_registered_with_alias_is_found_by_alias(mlflow_store, tmp_path):
     folder = tmp_path / "model"
     folder.mkdir()

@@ -16,10 +16,17 @@ next_token_probs asks for one token with `logprobs: true, top_logprobs: 20` and 
 top tokens as text; "4" and " 4" both count for "4". Where a lone space is among them (tokenizers that split
 " 4" into " " and "4"), a second request continues the prefix plus a space and the two are combined by the
 chain rule (rating.candidate_mass). Tokens outside the top list count as 0. A server that returns no logprobs
-(transformers serve ignores the field) gives each row an error saying so.
+(transformers serve ignores the field) gives each row an error saying so. The request also holds the one-token
+reply to the candidates (vLLM's `structured_outputs: {"choice": [...]}`), and a reply outside them is a row error:
+the server ignored the constraint (servers ignore fields they do not know, such as the removed `guided_choice`,
+and still answer 200), so its scores would come from a reply the rubric does not allow. `choice_constraint =
+false` rates without the constraint (servers that do not offer structured outputs). Checked against vLLM 0.32's
+server: with the constraint it reports the constrained distribution (the candidates' mass is then ~1, and none is
+ever missing from the top list), and the renormalized scores equal the unconstrained reading.
 
 Options: base_url, api_key (else $OPENAI_API_KEY), served_model (else the engine's model_ref), concurrency,
-max_retries, timeout_s (per request, 120), backoff_s (first retry delay, 0.5), top_logprobs (20), prefix_mode.
+max_retries, timeout_s (per request, 120), backoff_s (first retry delay, 0.5), top_logprobs (20), prefix_mode,
+choice_constraint (true).
 """
 from __future__ import annotations
 
@@ -97,6 +104,29 @@ def top_logprobs_of(response: dict[str, Any]) -> dict[str, float]:
     return probs
 
 
+def reply_text(response: dict[str, Any]) -> str:
+    try:
+        return response["choices"][0]["message"].get("content") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return ""
+
+
+def allowed_replies(candidates: Sequence[str]) -> list[str]:
+    """Each candidate with and without a leading space: held to the bare digits, a model that spells " 4" as a
+    space then "4" would lose that path, and the scores would differ from the other engines' chain-rule reading."""
+    return [spelling for candidate in candidates for spelling in (candidate, " " + candidate)]
+
+
+def check_choice(response: dict[str, Any], candidates: Sequence[str]) -> None:
+    """RequestFailed unless the one-token reply starts an allowed reply (" " starts " 4"): the proof that the
+    server held it to the candidates."""
+    reply = reply_text(response)
+    if not reply or not any(allowed.startswith(reply) for allowed in allowed_replies(candidates)):
+        raise RequestFailed(f"the reply {reply!r} is not one of {', '.join(candidates)}: the server ignored the "
+                            "choice constraint (structured_outputs; vLLM >= 0.10 honours it). Set [inference.openai] "
+                            "choice_constraint = false to rate without it")
+
+
 def with_prefix_continued(messages: list[dict[str, str]], prefix: str) -> tuple[list[dict[str, str]], dict]:
     """Messages ending in the assistant's prefix, and the request fields that make the server continue it."""
     return messages + [{"role": "assistant", "content": prefix}], {"continue_final_message": True,
@@ -117,7 +147,8 @@ class OpenAIEngine:
 
     def __init__(self, model_ref: str, base_url: str = DEFAULT_BASE_URL, served_model: str | None = None,
                  api_key: str | None = None, concurrency: int = 8, max_retries: int = 4, timeout_s: float = 120.0,
-                 backoff_s: float = 0.5, top_logprobs: int = 20, prefix_mode: str = "auto"):
+                 backoff_s: float = 0.5, top_logprobs: int = 20, prefix_mode: str = "auto",
+                 choice_constraint: bool = True):
         if prefix_mode not in PREFIX_MODES:
             raise ValueError(f"prefix_mode must be one of {PREFIX_MODES}, got {prefix_mode!r}")
         self.model_ref = model_ref
@@ -128,6 +159,7 @@ class OpenAIEngine:
         self.backoff_s = float(backoff_s)
         self.top_logprobs = int(top_logprobs)
         self.prefix_mode = prefix_mode
+        self.choice_constraint = bool(choice_constraint)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(float(timeout_s)),
                                     limits=httpx.Limits(max_connections=self.concurrency))
@@ -144,7 +176,8 @@ class OpenAIEngine:
                    timeout_s=float(spec.option("timeout_s", 120.0)),
                    backoff_s=float(spec.option("backoff_s", 0.5)),
                    top_logprobs=int(spec.option("top_logprobs", 20)),
-                   prefix_mode=spec.option("prefix_mode", "auto"))
+                   prefix_mode=spec.option("prefix_mode", "auto"),
+                   choice_constraint=spec.option("choice_constraint", True))
 
     # ----- the engine interface -----
 
@@ -200,15 +233,29 @@ class OpenAIEngine:
 
     def _score_one(self, request: Request, candidates: Sequence[str]) -> TokenScores:
         body = {"max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": self.top_logprobs}
+        if self.choice_constraint:
+            body["structured_outputs"] = {"choice": allowed_replies(candidates)}
         self._require_continuation(request)
-        response = self._chat(request, body)
+        try:
+            response = self._chat(request, body)
+        except RequestFailed as error:
+            if self.choice_constraint and error.status in (400, 422) and "structured_outputs" in error.body:
+                raise RequestFailed("the server does not take the choice constraint (structured_outputs) that "
+                                    "logprob rating sends; set [inference.openai] choice_constraint = false to rate "
+                                    "without it", status=error.status, body=error.body) from None
+            raise
         self._require_continuation(request)  # the request may just have found out the server cannot
         first = top_logprobs_of(response)
         spellings = string_spellings(candidates)
         after_space = None
         if first.get(spellings.bridge, 0.0) > 0:
             spaced = Request(messages=request.messages, assistant_prefix=request.assistant_prefix + " ")
-            after_space = top_logprobs_of(self._chat(spaced, body))
+            spaced_response = self._chat(spaced, body)
+            after_space = top_logprobs_of(spaced_response)
+            if self.choice_constraint:
+                check_choice(spaced_response, candidates)
+        if self.choice_constraint:
+            check_choice(response, candidates)
         probs, mass = renormalize(candidate_mass(spellings, first, after_space))
         usage = response.get("usage") or {}
         return TokenScores(probs=probs, prompt_tokens=usage.get("prompt_tokens", 0), candidate_mass=mass)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from humpback.inference.base import Engine, EngineSpec, get_engine
+from humpback.reporting import progress_line
 
 # A handler turns a list of input rows into output rows with one engine; it runs on the workers.
 Handler = Callable[[list[dict], Engine], list[dict]]
@@ -68,7 +69,7 @@ def map_rows(spec: EngineSpec, handler: Handler, output_columns: dict[str, str],
 
     `crash` makes the worker die after doing its first batch's work, like a lost executor (a test hook).
     """
-    from pipelines.common import arrow_schema, record_batch
+    from humpback.tables import arrow_schema, record_batch
 
     schema = arrow_schema(output_columns)
 
@@ -98,7 +99,7 @@ def run_inference(lakehouse, todo, plan: InferencePlan, log: Callable[[str], Non
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from pipelines.common import ddl
+    from humpback.tables import ddl
 
     spark = todo.sparkSession
     todo = todo.persist(StorageLevel.DISK_ONLY)
@@ -137,7 +138,8 @@ def run_inference(lakehouse, todo, plan: InferencePlan, log: Callable[[str], Non
                 stats.completion_tokens += row["c"] or 0
                 stats.status_counts[row["status"]] = stats.status_counts.get(row["status"], 0) + row["n"]
             stats.seconds = time.monotonic() - started
-            log(progress_line(plan.stage, stats))
+            log(progress_line(plan.stage, stats.rows_done, stats.rows_total, stats.seconds,
+                              stats.prompt_tokens + stats.completion_tokens, stats.completion_tokens))
     finally:
         todo.unpersist()
     return stats
@@ -159,22 +161,6 @@ def with_cpu_threads(spec: EngineSpec, spark, partitions: int) -> EngineSpec:
     else:  # on a cluster each task owns spark.task.cpus cores
         share = int(spark.conf.get("spark.task.cpus", "1"))
     return EngineSpec(spec.kind, spec.model_ref, tuple(sorted({**dict(spec.options), option: share}.items())))
-
-
-def progress_line(stage: str, stats: InferenceStats) -> str:
-    done, total = stats.rows_done, stats.rows_total
-    rate = done / stats.seconds if stats.seconds else 0.0
-    eta = (total - done) / rate if rate else float("nan")
-    return (f"{stage}: {done}/{total} rows ({100.0 * done / total:.0f}%), "
-            f"{stats.tokens_per_second:.0f} tokens/s ({stats.generated_tokens_per_second:.0f} generated/s), "
-            f"{rate:.2f} rows/s, ETA {format_seconds(eta)}")
-
-
-def format_seconds(seconds: float) -> str:
-    if seconds != seconds:  # NaN: no rate yet
-        return "?"
-    seconds = int(round(seconds))
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 SCHEDULING_KEYS = frozenset({"engine", "chunk_rows", "partitions", "gpus_per_task", "fail_after_rows",

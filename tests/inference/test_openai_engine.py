@@ -34,9 +34,9 @@ def completion(text: str = "Paris.", prompt_tokens: int = 12, completion_tokens:
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}}
 
 
-def with_logprobs(top: dict[str, float]) -> dict:
+def with_logprobs(top: dict[str, float], reply: str = "4") -> dict:
     entries = [{"token": token, "logprob": logprob} for token, logprob in top.items()]
-    return completion("x", logprobs={"content": [{"token": entries[0]["token"], "logprob": entries[0]["logprob"],
+    return completion(reply, logprobs={"content": [{"token": entries[0]["token"], "logprob": entries[0]["logprob"],
                                                   "top_logprobs": entries}]})
 
 
@@ -229,7 +229,7 @@ def test_logprobs_are_combined_through_the_space_token():
     def respond(body, seen):
         if body["messages"][-1]["content"].endswith(" "):  # the prefix plus a space: digits come next
             return 200, with_logprobs({"4": -0.5, "5": -1.2, "3": -3.0}), {}
-        return 200, with_logprobs({" ": -0.1, "4": -4.0, " 5": -5.0}), {}
+        return 200, with_logprobs({" ": -0.1, "4": -4.0, " 5": -5.0}, reply=" "), {}  # " " starts " 4": allowed
 
     with ScriptedServer(respond) as server:
         engine = scripted_engine(server)
@@ -241,6 +241,33 @@ def test_logprobs_are_combined_through_the_space_token():
     first = server.bodies[0]
     assert first["max_tokens"] == 1 and first["logprobs"] is True and first["top_logprobs"] == 20
     assert server.bodies[1]["messages"][-1]["content"] == SCORE_PREFIX + " "
+    allowed = [spelling for token in SCORE_TOKENS for spelling in (token, " " + token)]
+    assert all(body["structured_outputs"] == {"choice": allowed} for body in server.bodies)
+
+
+def test_a_server_that_ignores_the_choice_constraint_gives_a_row_error():
+    def respond(body, seen):  # answers 200 but writes what it likes: the constraint was not applied
+        reply = "4" if "Good" in last_user_content(body) else " The"
+        return 200, with_logprobs({" The": -0.2, "4": -2.0, "3": -3.0}, reply=reply), {}
+
+    with ScriptedServer(respond) as server:
+        engine = scripted_engine(server)
+        scores = engine.next_token_probs([ask("Good pair.", SCORE_PREFIX), ask("Bad server.", SCORE_PREFIX)],
+                                         SCORE_TOKENS)
+        engine.close()
+    assert scores[0].error is None and max(scores[0].probs, key=scores[0].probs.get) == "4"
+    assert scores[1].probs == {} and "ignored the choice constraint" in scores[1].error
+    assert "' The'" in scores[1].error
+
+
+def test_choice_constraint_off_sends_no_constraint_and_accepts_any_reply():
+    with ScriptedServer(lambda body, seen: (200, with_logprobs({"4": -0.1, "5": -2.5}, reply="x"), {})) as server:
+        engine = OpenAIEngine.from_spec(EngineSpec("openai", "test-model", (
+            ("base_url", server.base_url), ("choice_constraint", False), ("max_retries", 0))))
+        score = engine.next_token_probs([ask("Rate it.", SCORE_PREFIX)], SCORE_TOKENS)[0]
+        engine.close()
+    assert score.error is None and score.probs["4"] > score.probs["5"] > 0
+    assert "structured_outputs" not in server.bodies[0]
 
 
 def test_a_server_without_logprobs_gives_a_row_error():
@@ -341,4 +368,13 @@ def test_transformers_serve_gets_the_prefix_appended_and_refuses_logprob_rating(
     assert generated.error is None and served_engine.prefix_mode == "append"  # it answers 422 to continuation
     prefixed, plain = served_engine.next_token_probs([ask("Rate it.", SCORE_PREFIX), ask("Rate it.")], SCORE_TOKENS)
     assert prefixed.probs == {} and "continue an assistant prefix" in prefixed.error
+    assert plain.probs == {} and "does not take the choice constraint" in plain.error  # 422 to structured_outputs
+
+
+def test_transformers_serve_without_the_choice_constraint_returns_no_logprobs(transformers_server):
+    engine = build_engine(EngineSpec(kind="openai", model_ref="embedded:smollm2-135m-instruct", options=(
+        ("base_url", transformers_server["base_url"]), ("served_model", transformers_server["model"]),
+        ("choice_constraint", False), ("max_retries", 0))))
+    [plain] = engine.next_token_probs([ask("Rate it.")], SCORE_TOKENS)
+    engine.close()
     assert plain.probs == {} and "no logprobs" in plain.error  # it ignores logprobs/top_logprobs

@@ -35,6 +35,19 @@ def test_the_registry_holds_myx_m0_and_m1(demo_run):
     assert m1.tags["dataset"].startswith("iter1")
 
 
+def test_every_table_the_loop_writes_matches_the_registry(spark, demo_run):
+    """The contract: each table's written columns and types are the registry's (humpback/tables.py)."""
+    from humpback.tables import TABLES, schema_differences
+
+    root, _, _ = demo_run
+    written = sorted(path.name for path in (root / "lakehouse").iterdir() if (path / "_delta_log").is_dir())
+    assert set(TABLES) - set(written) <= {"rejects"}  # the toy corpus has no bad record
+    assert set(written) <= set(TABLES)
+    problems = [problem for name in written for problem in
+                schema_differences(TABLES[name], spark.read.format("delta").load(str(root / "lakehouse" / name)).schema)]
+    assert problems == []
+
+
 def test_training_sets_and_evaluations_are_queryable(demo_run, capsys):
     _, common, _ = demo_run
     capsys.readouterr()
@@ -79,3 +92,5 @@ def test_the_notebook_executes_against_the_run(demo_run):
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 4  # drop reasons, lengths, scores, win rate
+    printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "iteration 1: threshold 1 (its training set)" in printed  # tiny_demo's min_score, not the default 4.5

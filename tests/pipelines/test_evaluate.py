@@ -1,5 +1,8 @@
 """`humpback evaluate` end to end on the embedded model, and its one-line errors."""
+import contextlib
+import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,8 +13,9 @@ EMBEDDED = "embedded:smollm2-135m-instruct"
 
 
 @pytest.fixture(scope="module")
-def evaluated(spark, tmp_path_factory, embedded_model_dir):
-    """One evaluation: 3 prompts, short answers, the embedded model as model, baseline and judge."""
+def evaluation(spark, tmp_path_factory, embedded_model_dir):
+    """One evaluation: 3 prompts, short answers, the embedded model as model, baseline and judge; (its lakehouse,
+    what it printed)."""
     from humpback.lakehouse import Lakehouse
     from humpback.tracking import configure_mlflow
 
@@ -21,8 +25,15 @@ def evaluated(spark, tmp_path_factory, embedded_model_dir):
             "--engine", "transformers", "--set", "evaluate.max_new_tokens=24",
             "--set", "evaluate.judge_max_new_tokens=24", "--lakehouse", lakehouse.root,
             "--mlflow-uri", configure_mlflow(f"sqlite:///{root / 'mlflow.db'}")]
-    assert evaluate.main(argv) == 0
-    return lakehouse
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert evaluate.main(argv) == 0
+    return lakehouse, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def evaluated(evaluation):
+    return evaluation[0]
 
 
 def test_evaluate_writes_a_row_to_evaluations(evaluated):
@@ -53,6 +64,38 @@ def test_evaluate_logs_metrics_and_alpaca_eval_files_to_mlflow(evaluated):
         assert {record["finish_reason"] for record in records} <= {"stop", "length"}
         assert sum(record["finish_reason"] == "length" for record in records) == truncated
     assert run.data.metrics["model_truncated"] == row.model_truncated
+
+
+def test_answers_and_judgments_print_progress_with_an_eta(evaluation):
+    for what in ("model answers): 3/3 prompts", "baseline answers): 3/3 prompts", "judge): 3/3 pairs"):
+        assert re.search(rf"^evaluate \({re.escape(what)} \(100%\), \d+ tokens/s \(\d+ generated/s\), "
+                         r"[\d.]+ \w+/s, ETA 0s$", evaluation[1], re.M), what
+
+
+class CountingEcho:
+    """A stand-in engine: echoes each request, one prompt token and two generated ones per request."""
+
+    def generate(self, requests, sampling):
+        from humpback.inference.base import Generation
+
+        return [Generation(texts=[r.messages[-1]["content"]], prompt_tokens=1, completion_tokens=2) for r in requests]
+
+
+def test_work_runs_in_whole_batches_with_a_line_after_each(capsys):
+    from humpback.inference.base import Request, Sampling
+
+    def echo(engine, chunk):
+        return [g.texts[0] for g in engine.generate([Request(({"role": "user", "content": t},)) for t in chunk],
+                                                    Sampling())]
+
+    texts = [str(n) for n in range(10)]
+    assert evaluate.in_chunks(CountingEcho(), texts, echo, 4, "evaluate (test)", "prompts") == texts
+    out = capsys.readouterr().out
+    assert re.findall(r"^evaluate \(test\): (\d+/10) prompts \(", out, re.M) == ["4/10", "8/10", "10/10"]
+    counter = evaluate.TokenCounter(CountingEcho())
+    counter.generate([Request(({"role": "user", "content": "hi"},))] * 3, Sampling())
+    assert counter.take() == (3, 6) and counter.take() == (0, 0)
+    assert [evaluate.chunk_size(n, 8) for n in (3, 12, 80, 81, 805)] == [8, 8, 8, 16, 88]
 
 
 def test_answers_are_seeded_per_prompt():

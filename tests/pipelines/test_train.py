@@ -12,7 +12,7 @@ from pipelines import seed, train
 
 SEED_FILE = Path(__file__).resolve().parents[2] / "data" / "sample" / "seed.jsonl"
 TRAIN_SETTINGS = ["--max-steps", "2", "--set", "train.max_length=256", "--set", "train.batch_size=2",
-                  "--set", "gate.max_examples=4", "--set", "gate.max_new_tokens=8"]
+                  "--set", "gate.max_examples=4", "--set", "gate.max_new_tokens=8", "--set", "gate.batch_size=2"]
 SET_COLUMNS = "set_name string, iteration int, example_key string, instruction string, output string, " \
               "source string, tag string"
 
@@ -135,6 +135,32 @@ def test_backward_gate_metrics_are_logged_and_printed(trained):
     assert _version("humpback-backward", "myx").tags["gate.n"] == "4"
     assert "gate: ROUGE-L F1" in trained["outputs"]["myx"]
     assert "gate.rougeL_f" not in _run("m0").data.metrics
+
+
+def test_the_gate_prints_progress_after_each_batch(trained):
+    lines = [line for line in trained["outputs"]["myx"].splitlines() if re.match(r"gate: \d+/", line)]
+    assert [line.split(" (")[0] for line in lines] == ["gate: 2/4 examples", "gate: 4/4 examples"]
+    assert re.fullmatch(r"gate: 4/4 examples \(100%\), \d+ tokens/s \(\d+ generated/s\), [\d.]+ examples/s, ETA 0s",
+                        lines[-1])
+
+
+def test_gate_batches_of_similar_length_keep_the_prompts_order(tiny_base):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from humpback.reporting import Progress
+
+    tokenizer, model = AutoTokenizer.from_pretrained(tiny_base), AutoModelForCausalLM.from_pretrained(tiny_base)
+    prompts = ["short", "a much longer prompt " * 8, "medium length prompt", "long " * 30]
+    one_by_one = [train.generate(model, tokenizer, [prompt], 4, 1, Progress("gate", 1)) for prompt in prompts]
+    assert train.generate(model, tokenizer, prompts, 4, 2, Progress("gate", 4)) == [texts[0] for texts in one_by_one]
+
+
+def test_the_gate_warning_reads_right_alone_and_inside_demo_or_iterate():
+    warning = train.gate_warning({"rougeL_f": 0.05, "echo_share": 0.5}, train.GATE_DEFAULTS)
+    assert "ROUGE-L F1 0.050 < gate.min_rougeL_f 0.1" in warning and "prompt echoes 50.0% > gate.max_echo_share 0.2" in warning
+    # inside demo or iterate augmentation follows at once: the warning asks for nothing between the stages
+    assert "before augmenting" not in warning and "gate/dev_predictions.json" in warning
+    assert train.gate_warning({"rougeL_f": 0.3, "echo_share": 0.0}, train.GATE_DEFAULTS) is None
 
 
 @pytest.mark.parametrize("alias", ["m0", "full"])

@@ -139,7 +139,7 @@ def test_an_empty_set_stops_before_writing(spark, tmp_path, mlflow_store, capsys
 
 @pytest.mark.parametrize("argv, message", [
     (["--name", "a5'; DROP", "--iteration", "1"], "use only letters, digits"),
-    (["--name", "a5", "--iteration", "1", "--set", "trainset.min_scor=4"], "unknown [trainset] setting(s) min_scor"),
+    (["--name", "a5", "--iteration", "1", "--set", "trainset.min_scor=4"], "trainset.min_scor: unknown setting"),
 ])
 def test_bad_arguments_are_one_line_errors(argv, message, tmp_path, capsys):
     assert trainset.main([*argv, "--lakehouse", str(tmp_path / "none")]) == 2
