@@ -10,7 +10,7 @@ HUMPBACK   := $(VENV)/bin/humpback
 CORPUS     ?= data/sample/*.warc.gz
 SEED       ?= data/sample/seed.jsonl
 SEED_FORMAT ?= jsonl
-ITERATIONS ?= 1
+ITERATIONS ?=
 PYTEST_ARGS ?=
 ARGS       ?=
 
@@ -40,7 +40,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(HUMPBACK) demo --iterations $(ITERATIONS) $(ARGS)
+	$(HUMPBACK) demo $(if $(ITERATIONS),--iterations $(ITERATIONS)) $(ARGS)
 
 # pytest's exit code 5 (no tests collected) fails the target like any other non-zero code.
 test: setup
@@ -83,7 +83,7 @@ evaluate: setup
 	$(HUMPBACK) evaluate --model models:/humpback-forward@m1 --baseline models:/humpback-forward@m0 $(ARGS)
 
 iterate: setup
-	$(HUMPBACK) iterate --iterations $(ITERATIONS) $(ARGS)
+	$(HUMPBACK) iterate $(if $(ITERATIONS),--iterations $(ITERATIONS)) $(ARGS)
 
 mlflow-ui: setup
 	$(VENV)/bin/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}

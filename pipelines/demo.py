@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.common import Context, run_stage, run_stages, stage_parser
+from pipelines.common import Context, StageError, run_stage, run_stages, stage_parser
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = PROJECT_ROOT / "conf" / "demo.toml"
@@ -18,8 +18,17 @@ DEMO_CONFIG = PROJECT_ROOT / "conf" / "demo.toml"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = stage_parser("demo", "The whole loop on the embedded sample corpus, seed and model.")
-    parser.add_argument("--iterations", type=int, default=1, help="curation iterations (M1, M2, ...); default 1")
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="curation iterations (M1, M2, ...); default: [iterate] iterations (1 in conf/demo.toml)")
     return parser
+
+
+def demo_iterations(args: argparse.Namespace, config: dict) -> int:
+    """--iterations, else [iterate] iterations (so `--set iterate.iterations=2` is honoured)."""
+    iterations = args.iterations if args.iterations is not None else int(config["iterate"]["iterations"])
+    if iterations < 1:
+        raise StageError("--iterations must be at least 1")
+    return iterations
 
 
 def demo_steps(config: dict, iterations: int) -> list[tuple[str, list[str]]]:
@@ -81,11 +90,12 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if getattr(args, "config", None) is None:
         args.config = str(DEMO_CONFIG)
         ctx = Context(args)
+    iterations = demo_iterations(args, ctx.config)
     print(f"humpback demo: lakehouse {ctx.lakehouse.root}, MLflow {ctx.mlflow_uri}, settings {args.config}")
-    run_stages(demo_steps(ctx.config, args.iterations), args)
+    run_stages(demo_steps(ctx.config, iterations), args)
     minutes = (time.monotonic() - started) / 60
     print(f"\n=== humpback demo: done in {minutes:.1f} minutes\n")
-    print(format_table(["", "value"], summary_rows(ctx, args.iterations)))
+    print(format_table(["", "value"], summary_rows(ctx, iterations)))
     print("""
 Where to look next:
   make mlflow-ui            # runs, metrics, plots and the model registry (myx, m0, m1, ...) at http://127.0.0.1:5000

@@ -22,21 +22,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from humpback.tables import TABLES
 from pipelines.common import Context, StageError, run_stage, stage_parser
 
 TABLE = "evaluations"
 ENGINES = ("transformers", "vllm", "openai")
-# [evaluate] settings. Answers use the paper's decoding (T = 0.7, top-p = 0.9, seeded; temperature 0 = greedy);
-# the judge decodes greedily. judge "" = config model.base; prompts "" = data/sample/eval_prompts.jsonl.
-DEFAULTS = {"baseline": "models:/humpback-forward@m0", "judge": "", "prompts": "", "temperature": 0.7,
-            "top_p": 0.9, "max_new_tokens": 1024, "seed": 0, "judge_max_new_tokens": 256}
-EVALUATION_COLUMNS = {
-    "evaluation_id": "string", "model": "string", "baseline": "string", "judge": "string", "model_pinned": "string",
-    "baseline_pinned": "string", "judge_pinned": "string", "n_prompts": "int", "wins": "int", "ties": "int",
-    "losses": "int", "unparsed": "int", "win_rate": "double", "stderr": "double", "iteration": "int",
-    "prompts": "string", "prompts_sha256": "string", "engine": "string", "judge_engine": "string",
-    "evaluated_at": "timestamp", "mlflow_run_id": "string", "model_truncated": "int", "baseline_truncated": "int",
-}
+EVALUATION_COLUMNS = TABLES[TABLE].columns
 _ITERATION_ALIAS = re.compile(r"@m(\d+)$")
 PROGRESS_LINES = 10  # at most this many progress lines for each model's answers and for the judge
 
@@ -64,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def evaluate_settings(config: dict) -> dict[str, Any]:
-    values = {**DEFAULTS, **config.get("evaluate", {})}  # keys and types checked by load_config
+    values = dict(config["evaluate"])  # conf/defaults.toml [evaluate]; keys and types checked by load_config
     for key in ("temperature", "top_p"):
         values[key] = float(values[key])
     for key in ("max_new_tokens", "seed", "judge_max_new_tokens"):

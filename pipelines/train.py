@@ -29,9 +29,6 @@ SEED_TABLE = "seed"
 TRAINING_SETS = "training_sets"
 REGISTERED_MODELS = {"backward": "humpback-backward", "forward": "humpback-forward"}
 TRUNCATION_KINDS = ("none", "completion_tail", "prompt_tail", "both")
-# [gate] settings, sized for a CPU (conf/defaults.toml says what they cost).
-GATE_DEFAULTS = {"max_examples": 16, "max_new_tokens": 32, "batch_size": 4, "min_rougeL_f": 0.1,
-                 "max_echo_share": 0.2}
 DIGEST_CHARS = 32  # MLflow keeps at most 36 characters of a dataset digest; the full sha256 is a tag
 
 
@@ -212,7 +209,7 @@ def train_settings(config: dict, args: argparse.Namespace):
 
 
 def gate_settings(config: dict) -> dict:
-    return {**GATE_DEFAULTS, **config.get("gate", {})}  # keys and types checked by load_config
+    return dict(config["gate"])  # conf/defaults.toml [gate], sized for a CPU; keys and types checked by load_config
 
 
 @dataclass(frozen=True)

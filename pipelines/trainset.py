@@ -24,12 +24,6 @@ from pipelines.common import Context, StageError, run_stage, stage_parser
 TABLE = "training_sets"
 REQUIRED_TABLES = {"seed": "humpback seed --input PATH --format jsonl", "segments": "humpback segment",
                    "candidates": "humpback augment", "ratings": "humpback curate --iteration K"}
-# [trainset] settings. min_score: the paper's A5 (4.5), applied to a pair's average score: the expected score in
-# logprob mode, the mean of the sampled ratings in generate mode. mode / scorer_model / backward_model "": the only
-# one the iteration's ratings have (backward_model: augment.model). max_eval_overlap above 1.0 turns
-# decontamination off; the evaluation prompts are evaluate.prompts.
-DEFAULTS = {"min_score": 4.5, "max_eval_overlap": 0.5, "ngram": 8, "seed_upsample": 1, "mode": "",
-            "scorer_model": "", "backward_model": "", "include_constrained": False}
 MODES = ("generate", "logprob")
 # Set names go into Delta's replaceWhere predicate, which is a SQL string with no parameter binding; this
 # alphabet has no quote or backslash, so a name can never end the string literal it is placed in.
@@ -81,8 +75,10 @@ def checked_set_name(name: str) -> str:
 
 
 def trainset_settings(config: dict) -> dict[str, Any]:
-    """DEFAULTS overridden by [trainset] (whose keys and types load_config checked), converted."""
-    values = {**DEFAULTS, **config.get("trainset", {})}
+    """[trainset] (conf/defaults.toml says what each setting means; load_config checked keys and types), converted.
+    min_score applies to a pair's average score: the expected score in logprob mode, the mean of the sampled
+    ratings in generate mode; max_eval_overlap above 1.0 turns decontamination off."""
+    values = config["trainset"]
     settings = {"min_score": float(values["min_score"]), "max_eval_overlap": float(values["max_eval_overlap"]),
                 "ngram": int(values["ngram"]), "seed_upsample": int(values["seed_upsample"]),
                 "mode": str(values["mode"]), "scorer_model": str(values["scorer_model"]),

@@ -94,3 +94,14 @@ def test_the_notebook_executes_against_the_run(demo_run):
     assert len(images) >= 4  # drop reasons, lengths, scores, win rate
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "iteration 1: threshold 1 (its training set)" in printed  # tiny_demo's min_score, not the default 4.5
+
+
+@pytest.mark.parametrize("argv, expected", [([], 1), (["--set", "iterate.iterations=2"], 2),
+                                            (["--iterations", "3", "--set", "iterate.iterations=2"], 3)])
+def test_the_demo_takes_its_iterations_from_the_flag_else_the_settings(argv, expected):
+    from humpback.config import load_config
+
+    args = demo.build_parser().parse_args(argv)
+    config = load_config(str(REPO / "conf" / "demo.toml"), args.overrides)
+    assert demo.demo_iterations(args, config) == expected
+    assert ("iterate", ["--iterations", str(expected)]) in demo.demo_steps(config, expected)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from humpback.config import load_config
 from pipelines import seed, train
 
 SEED_FILE = Path(__file__).resolve().parents[2] / "data" / "sample" / "seed.jsonl"
@@ -156,11 +157,11 @@ def test_gate_batches_of_similar_length_keep_the_prompts_order(tiny_base):
 
 
 def test_the_gate_warning_reads_right_alone_and_inside_demo_or_iterate():
-    warning = train.gate_warning({"rougeL_f": 0.05, "echo_share": 0.5}, train.GATE_DEFAULTS)
+    warning = train.gate_warning({"rougeL_f": 0.05, "echo_share": 0.5}, load_config()["gate"])
     assert "ROUGE-L F1 0.050 < gate.min_rougeL_f 0.1" in warning and "prompt echoes 50.0% > gate.max_echo_share 0.2" in warning
     # inside demo or iterate augmentation follows at once: the warning asks for nothing between the stages
     assert "before augmenting" not in warning and "gate/dev_predictions.json" in warning
-    assert train.gate_warning({"rougeL_f": 0.3, "echo_share": 0.0}, train.GATE_DEFAULTS) is None
+    assert train.gate_warning({"rougeL_f": 0.3, "echo_share": 0.0}, load_config()["gate"]) is None
 
 
 @pytest.mark.parametrize("alias", ["m0", "full"])
