@@ -10,10 +10,9 @@ DESIGN_STAGES = ["ingest", "segment", "seed", "train", "augment", "curate", "tra
 
 
 def test_help_lists_every_stage_of_the_design(capsys):
-    try:
+    with pytest.raises(SystemExit) as exit_:
         cli.main(["--help"])
-    except SystemExit as exit_:
-        assert exit_.code == 0
+    assert exit_.value.code == 0
     out = capsys.readouterr().out
     for stage in DESIGN_STAGES:
         assert f"\n  {stage} " in out
@@ -21,10 +20,9 @@ def test_help_lists_every_stage_of_the_design(capsys):
 
 def test_every_stage_has_its_own_help(capsys):
     for stage in DESIGN_STAGES:
-        try:
+        with pytest.raises(SystemExit) as exit_:
             cli.main([stage, "--help"])
-        except SystemExit as exit_:
-            assert exit_.code == 0
+        assert exit_.value.code == 0
         assert f"usage: humpback {stage}" in capsys.readouterr().out
 
 
@@ -35,10 +33,9 @@ def test_global_options_before_the_stage_reach_the_stage():
 
 
 def test_unknown_stage_is_refused(capsys):
-    try:
+    with pytest.raises(SystemExit) as exit_:
         cli.main(["bogus"])
-    except SystemExit as exit_:
-        assert exit_.code == 2
+    assert exit_.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
 
 
