@@ -134,6 +134,16 @@ def record_batch(rows: list[dict], schema):
     return pa.RecordBatch.from_pylist(rows, schema=schema)
 
 
+def table_frame(spark, name: str, rows: list[dict]):
+    """Rows that name some of a table's columns as a DataFrame with the table's whole registry schema (the other
+    columns NULL): test fixtures and hand-made inputs shaped exactly like what the stages write."""
+    table = TABLES[name]
+    unknown = sorted({column for row in rows for column in row} - set(table.columns))
+    if unknown:
+        raise ValueError(f"{name} has no column(s) {', '.join(unknown)}")
+    return spark.createDataFrame([tuple(row.get(column) for column in table.columns) for row in rows], table.ddl())
+
+
 def spark_type_string(data_type) -> str:
     """A Spark DataType as the registry writes it: simpleString with `long` for `bigint`."""
     return data_type.simpleString().replace("bigint", "long")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from humpback.tables import TABLES, arrow_schema, schema_differences, top_level_split
+from humpback.tables import TABLES, arrow_schema, schema_differences, table_frame, top_level_split
 
 REPO = Path(__file__).resolve().parent.parent
 DESIGN_TABLES = {"pages", "rejects", "segments", "seed", "candidates", "ratings", "training_sets", "evaluations"}
@@ -32,6 +32,15 @@ def test_schema_differences_name_missing_retyped_and_extra_columns(spark):
     assert schema_differences(table, frame.schema) == [
         "seed.source_file: missing (registry: string)", "seed.split: int, registry says string",
         "seed.extra: not in the registry"]
+
+
+def test_fixtures_get_the_whole_schema_and_unknown_columns_are_refused(spark):
+    frame = table_frame(spark, "ratings", [{"segment_id": "s1", "score": 4.5}])
+    assert schema_differences(TABLES["ratings"], frame.schema) == []
+    row = frame.first()
+    assert (row.segment_id, row.score, row.mode, row.score_probs) == ("s1", 4.5, None, None)
+    with pytest.raises(ValueError, match="ratings has no column"):
+        table_frame(spark, "ratings", [{"segment_id": "s1", "scroe": 4.5}])
 
 
 def test_nested_types_split_at_their_own_commas():

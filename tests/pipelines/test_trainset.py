@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from humpback.tables import table_frame
 from pipelines import trainset
 
 SEGMENTS = [("seg-a", "Cacti need gritty soil and little water.", None),
@@ -23,19 +24,23 @@ SCORER_ARGS = ["--backward-model", "myx"]
 
 
 def write_inputs(spark, lakehouse, seed_rows):
-    rating_rows = [(sid, hashlib.sha256(text.encode()).hexdigest(), 1, SCORER, "generate", SCORES[sid], None, "ok",
-                    "parsed", "myx") for sid, text in CANDIDATES]
+    """The four input tables, shaped by the table registry (the other columns NULL)."""
+    def candidate(sid, text):
+        return {"segment_id": sid, "instruction": text, "instruction_hash": hashlib.sha256(text.encode()).hexdigest(),
+                "backward_model": "myx", "prompt_version": "v1", "sampling": "{}", "status": "ok", "flags": []}
+
+    def rating(sid, text):
+        return {"segment_id": sid, "instruction_hash": hashlib.sha256(text.encode()).hexdigest(), "iteration": 1,
+                "scorer_model": SCORER, "mode": "generate", "score": SCORES[sid], "parse_status": "ok",
+                "score_source": "parsed", "backward_model": "myx"}
+
     frames = {
-        "segments": spark.createDataFrame(SEGMENTS, "segment_id string, text string, drop_reason string"),
-        "candidates": spark.createDataFrame(
-            [(sid, text, "myx", "v1", "{}", "ok", None, []) for sid, text in CANDIDATES],
-            "segment_id string, instruction string, backward_model string, prompt_version string, sampling string, "
-            "status string, error string, flags array<string>"),
-        "ratings": spark.createDataFrame(rating_rows, "segment_id string, instruction_hash string, iteration int, "
-                                                      "scorer_model string, mode string, score double, "
-                                                      "rationale string, parse_status string, score_source string, "
-                                                      "backward_model string"),
-        "seed": spark.createDataFrame(seed_rows, "example_id string, instruction string, output string, split string"),
+        "segments": table_frame(spark, "segments", [dict(zip(("segment_id", "text", "drop_reason"), row))
+                                                    for row in SEGMENTS]),
+        "candidates": table_frame(spark, "candidates", [candidate(sid, text) for sid, text in CANDIDATES]),
+        "ratings": table_frame(spark, "ratings", [rating(sid, text) for sid, text in CANDIDATES]),
+        "seed": table_frame(spark, "seed", [dict(zip(("example_id", "instruction", "output", "split"), row))
+                                            for row in seed_rows]),
     }
     for table, frame in frames.items():
         lakehouse.write(frame, table)

@@ -6,6 +6,7 @@ import pytest
 from humpback.decontamination import build_index, eval_overlap, register_eval_overlap
 from humpback.prompts import SEED_TAG, WEB_TAG
 from humpback.sqlfiles import load_sql, run_sql
+from humpback.tables import table_frame
 
 EVAL_PROMPTS = ["Please describe the history of the old stone bridge in our village for a school project.",
                 "Write a haiku about tea."]
@@ -58,34 +59,42 @@ def params(**overrides):
     return {**values, **overrides}
 
 
+def candidate(segment_id, instruction, status="ok", flags=(), backward_model="myx", prompt_version="v1"):
+    return {"segment_id": segment_id, "instruction": instruction, "instruction_hash": instruction_hash(instruction),
+            "backward_model": backward_model, "prompt_version": prompt_version, "sampling": "{}", "status": status,
+            "flags": list(flags)}
+
+
+def rating(segment_id, instruction, iteration, scorer, mode, score, parse_status, source):
+    return {"segment_id": segment_id, "instruction_hash": instruction_hash(instruction), "iteration": iteration,
+            "scorer_model": scorer, "mode": mode, "score": score, "parse_status": parse_status,
+            "score_source": source}
+
+
 @pytest.fixture(scope="module")
 def tables(spark):
     """The four input tables as temporary views (dropped afterwards: they would shadow tables) and the
     eval_overlap function for EVAL_PROMPTS."""
     segments, candidates, ratings = [], [], []
     for segment_id, (instruction, drop_reason, status, flags, scores) in CASES.items():
-        segments.append((segment_id, TEXTS.get(segment_id, f"text of {segment_id}"), drop_reason))
-        candidates.append((segment_id, instruction, "myx", "v1", "{}", status, None, flags))
+        segments.append({"segment_id": segment_id, "text": TEXTS.get(segment_id, f"text of {segment_id}"),
+                         "drop_reason": drop_reason})
+        candidates.append(candidate(segment_id, instruction, status=status, flags=flags))
         for iteration, scorer, mode, score, parse_status, source in scores:
-            ratings.append((segment_id, instruction_hash(instruction), iteration, scorer, mode, score, parse_status,
-                            source))
+            ratings.append(rating(segment_id, instruction, iteration, scorer, mode, score, parse_status, source))
     # A wrong instruction's rating, and the kept pair written again by a second backward prompt version.
-    ratings.append(("s02-low-score", instruction_hash("another instruction"), 1, "m0", "generate", 5.0, "ok", "parsed"))
-    candidates.append(("s01-kept", CASES["s01-kept"][0], "myx", "v2", "{}", "ok", None, []))
+    ratings.append(rating("s02-low-score", "another instruction", 1, "m0", "generate", 5.0, "ok", "parsed"))
+    candidates.append(candidate("s01-kept", CASES["s01-kept"][0], prompt_version="v2"))
     # A pair whose instruction another backward model wrote.
     segment_id, instruction = OTHER_BACKWARD
-    segments.append((segment_id, f"text of {segment_id}", None))
-    candidates.append((segment_id, instruction, "myx-2", "v1", "{}", "ok", None, []))
-    ratings.append((segment_id, instruction_hash(instruction), 1, "m0", "generate", 5.0, "ok", "parsed"))
-    spark.createDataFrame(segments, "segment_id string, text string, drop_reason string") \
-        .createOrReplaceTempView("segments")
-    spark.createDataFrame(candidates, "segment_id string, instruction string, backward_model string, "
-                                      "prompt_version string, sampling string, status string, error string, "
-                                      "flags array<string>").createOrReplaceTempView("candidates")
-    spark.createDataFrame(ratings, "segment_id string, instruction_hash string, iteration int, scorer_model string, "
-                                   "mode string, score double, parse_status string, score_source string") \
-        .createOrReplaceTempView("ratings")
-    spark.createDataFrame(SEED, "example_id string, instruction string, output string, split string") \
+    segments.append({"segment_id": segment_id, "text": f"text of {segment_id}"})
+    candidates.append(candidate(segment_id, instruction, backward_model="myx-2"))
+    ratings.append(rating(segment_id, instruction, 1, "m0", "generate", 5.0, "ok", "parsed"))
+    # Shaped by the table registry: every column the stages write, not just those the SQL reads.
+    table_frame(spark, "segments", segments).createOrReplaceTempView("segments")
+    table_frame(spark, "candidates", candidates).createOrReplaceTempView("candidates")
+    table_frame(spark, "ratings", ratings).createOrReplaceTempView("ratings")
+    table_frame(spark, "seed", [dict(zip(("example_id", "instruction", "output", "split"), row)) for row in SEED]) \
         .createOrReplaceTempView("seed")
     register_eval_overlap(spark, build_index(EVAL_PROMPTS, 8))
     yield spark
