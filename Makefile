@@ -11,6 +11,7 @@ CORPUS     ?= data/sample/*.warc.gz
 SEED       ?= data/sample/seed.jsonl
 SEED_FORMAT ?= jsonl
 ITERATIONS ?=
+REWRITE    ?=
 PYTEST_ARGS ?=
 ARGS       ?=
 
@@ -26,21 +27,21 @@ export MLFLOW_TRACKING_URI
 endif
 
 .PHONY: help setup demo test bench lint tables ingest segment seed train-backward train-forward augment curate \
-        trainset evaluate iterate mlflow-ui clean
+        trainset rewrite evaluate iterate mlflow-ui clean
 
 help:
-	@echo "make demo    the whole loop on the embedded sample (runs make setup first)"
+	@echo "make demo    the whole loop on the embedded sample (runs make setup first); REWRITE=1 adds the rewrite stage"
 	@echo "make test    the test suite (runs make setup first)"
 	@echo "make setup   .venv, the package, Delta jars and the embedded model (idempotent)"
 	@echo "make bench   side-by-side benchmarks that print ratios"
-	@echo "stages:      make ingest|segment|seed|train-backward|train-forward|augment|curate|trainset|evaluate|iterate|tables"
-	@echo "variables:   CORPUS SEED SEED_FORMAT ITERATIONS LAKEHOUSE SPARK_MASTER MLFLOW_TRACKING_URI ARGS"
+	@echo "stages:      make ingest|segment|seed|train-backward|train-forward|augment|curate|trainset|rewrite|evaluate|iterate|tables"
+	@echo "variables:   CORPUS SEED SEED_FORMAT ITERATIONS REWRITE LAKEHOUSE SPARK_MASTER MLFLOW_TRACKING_URI ARGS"
 
 setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(HUMPBACK) demo $(if $(ITERATIONS),--iterations $(ITERATIONS)) $(ARGS)
+	$(HUMPBACK) demo $(if $(ITERATIONS),--iterations $(ITERATIONS)) $(if $(filter-out 0 no false,$(REWRITE)),--rewrite) $(ARGS)
 
 # pytest's exit code 5 (no tests collected) fails the target like any other non-zero code.
 test: setup
@@ -78,6 +79,9 @@ curate: setup
 
 trainset: setup
 	$(HUMPBACK) trainset --name a5 --iteration 1 $(ARGS)
+
+rewrite: setup
+	$(HUMPBACK) rewrite --iteration 1 $(ARGS)
 
 evaluate: setup
 	$(HUMPBACK) evaluate --model models:/humpback-forward@m1 --baseline models:/humpback-forward@m0 $(ARGS)

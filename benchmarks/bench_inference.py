@@ -114,7 +114,7 @@ def rating_pairs(seed: list[dict], segments: list[dict], n: int) -> list[dict]:
     """n curate rows: seed instructions with their own answer, alternating with a seed instruction over an
     unrelated sample segment (a poor answer), so the scores spread over the scale and rank correlation means
     something."""
-    from pipelines.augment import instruction_hash
+    from humpback.ids import instruction_hash
 
     short = [pair for pair in seed if len(pair["output"]) <= MAX_SEED_OUTPUT_CHARS]
     rows = []
@@ -179,10 +179,10 @@ def start_spark(config: dict):
 
 def spark_overhead(spark, engine, spec, segments: list[dict], sampling: dict, repeats: int) -> Result:
     from humpback.inference.spark_adapter import map_rows
-    from pipelines.augment import CANDIDATE_COLUMNS, augment_handler
+    from humpback.stages.augment import CANDIDATE_COLUMNS, augment_task
     from humpback.tables import ddl
 
-    handler = augment_handler(sampling, LINEAGE_AUGMENT, {"min_chars": 10, "max_chars": 1000})
+    handler = augment_task(sampling, LINEAGE_AUGMENT, {"min_chars": 10, "max_chars": 1000})
     frame = spark.createDataFrame(segments, "segment_id string, text string").coalesce(1)
     worker = map_rows(spec, handler, CANDIDATE_COLUMNS)
 
@@ -206,13 +206,13 @@ def spark_overhead(spark, engine, spec, segments: list[dict], sampling: dict, re
 
 def rating_modes(engine, pairs: list[dict], sampling: dict, repeats: int) -> tuple[list[Result], list[Result]]:
     """(speed and rank correlation, parse-failure rates)."""
-    from pipelines.curate import generate_handler, logprob_handler
+    from humpback.stages.curate import generate_task, logprob_task
 
-    generate = generate_handler(sampling, {**LINEAGE_CURATE, "mode": "generate"})
-    logprob = logprob_handler({**LINEAGE_CURATE, "mode": "logprob"})
+    generate = generate_task(sampling, {**LINEAGE_CURATE, "mode": "generate"})
+    logprob = logprob_task({**LINEAGE_CURATE, "mode": "logprob"})
     logprob(pairs[:2], engine)  # warm-up; also builds the rubric's prefix cache, as a worker's first batch does
     # warm-up on a few tokens: no score line, so the guided score step is warmed up too
-    generate_handler({**sampling, "max_new_tokens": 8}, {**LINEAGE_CURATE, "mode": "generate"})(pairs[:1], engine)
+    generate_task({**sampling, "max_new_tokens": 8}, {**LINEAGE_CURATE, "mode": "generate"})(pairs[:1], engine)
     measured = alternate({"logprob": lambda: logprob(pairs, engine), "generate": lambda: generate(pairs, engine)},
                          repeats, len, "pairs/s")
     generated, scored = measured["generate"].output, measured["logprob"].output
@@ -321,16 +321,16 @@ def vllm_sections(config: dict, model: str, transformers_engine, transformers_st
                   pairs: list[dict], repeats: int) -> list[Result]:
     """5, 6 and 7: vLLM against the transformers engine, then the Spark adapter with vLLM."""
     from humpback.inference.base import EngineSpec, build_engine
-    from pipelines.augment import augment_handler
-    from pipelines.curate import logprob_handler
+    from humpback.stages.augment import augment_task
+    from humpback.stages.curate import logprob_task
 
     spec = EngineSpec("vllm", model, (("cpu_kvcache_space", 1), ("max_model_len", 4096)))
     start, engine = timed_start(lambda: build_engine(spec))
     print(f"  vLLM engine started in {start:.1f} s (transformers engine: {transformers_start:.1f} s); "
           f"vLLM {'cores ' + engine.cores if getattr(engine, 'cores', None) else 'binds its own cores'}", flush=True)
     sampling = sampling_settings(config["augment"])
-    augment = uncached(augment_handler(sampling, LINEAGE_AUGMENT, {"min_chars": 10, "max_chars": 1000}))
-    logprob = uncached(logprob_handler({**LINEAGE_CURATE, "mode": "logprob"}))
+    augment = uncached(augment_task(sampling, LINEAGE_AUGMENT, {"min_chars": 10, "max_chars": 1000}))
+    logprob = uncached(logprob_task({**LINEAGE_CURATE, "mode": "logprob"}))
     sides = {"vllm": engine, "transformers": transformers_engine}
     results = []
     try:
@@ -390,7 +390,7 @@ def score_gaps(ours: list[dict], theirs: list[dict]) -> list[float]:
 
 def spark_side(spark, spec, handler, segments: list[dict], repeats: int) -> Measured:
     from humpback.inference.spark_adapter import map_rows
-    from pipelines.augment import CANDIDATE_COLUMNS
+    from humpback.stages.augment import CANDIDATE_COLUMNS
     from humpback.tables import ddl
 
     frame = spark.createDataFrame(segments, "segment_id string, text string").coalesce(1)

@@ -3,8 +3,9 @@
 On the sample corpus replicated to a few thousand pages:
   (a) the two Spark jobs in local mode, through their main(), in a fresh driver process, after a warm-up run of
       both on the sample (what happens once per driver: class loading, JIT, Python workers, models);
-  (b) the same per-page functions (iter_warc, then segment_rows: segment_html, compute_signals, drop_reason,
-      text_hash, minhash) in one plain Python process, after the same warm-up on the sample;
+  (b) the same per-page functions (iter_warc, then segment_rows: segment_html, compute_signals, text_hash; then
+      drop_reason, the Python twin of sql/segment_drops.sql, and minhash for the segments that pass) in one plain
+      Python process, after the same warm-up on the sample;
   (c) datatrove: WarcReader -> Trafilatura -> LanguageFilter -> GopherQualityFilter -> JsonlWriter on a
       LocalPipelineExecutor with one worker per core, installed into its own venv (never the project's .venv);
 then (a) again at 2x and 4x the corpus for time per page and the driver's peak memory. (a) and (b) at 1x run
@@ -197,7 +198,7 @@ def spark_job(argv: list[str]) -> int:
     from humpback.config import load_config
     from humpback.spark import get_spark
     from humpback.tracking import configure_mlflow, ensure_experiment
-    from pipelines import ingest, segment
+    from humpback.stages import ingest, segment
 
     lakehouse, mlflow_uri = f"{args.workdir}/lakehouse", f"sqlite:///{args.workdir}/mlflow.db"
     started = time.perf_counter()
@@ -210,10 +211,10 @@ def spark_job(argv: list[str]) -> int:
     warm_up_spark(f"{args.workdir}/warm-up", mlflow_uri, settings)
     warm, cpu = time.perf_counter(), TreeCpu()
     stage_options = ["--lakehouse", lakehouse, "--mlflow-uri", mlflow_uri, *settings]
-    if ingest.main([*stage_options, "--input", args.input]) != 0:
+    if ingest.STAGE.main([*stage_options, "--input", args.input]) != 0:
         raise BenchError("humpback ingest failed")
     ingested = time.perf_counter()
-    if segment.main(stage_options) != 0:
+    if segment.STAGE.main(stage_options) != 0:
         raise BenchError("humpback segment failed")
     done, cpu_s = time.perf_counter(), cpu.stop()
 
@@ -235,10 +236,10 @@ def warm_up_spark(lakehouse: str, mlflow_uri: str, settings: list[str]) -> None:
     """Both jobs once on the sample, into a lakehouse of their own: loading and compiling Spark's and Delta's
     code paths, starting the Python workers and loading the language model happen once per driver, however large
     the corpus, so they stay out of the per-page rate (the time is reported on its own line)."""
-    from pipelines import ingest, segment
+    from humpback.stages import ingest, segment
 
     options = ["--lakehouse", lakehouse, "--mlflow-uri", mlflow_uri, *settings]
-    if ingest.main([*options, "--input", str(SAMPLE)]) != 0 or segment.main(options) != 0:
+    if ingest.STAGE.main([*options, "--input", str(SAMPLE)]) != 0 or segment.STAGE.main(options) != 0:
         raise BenchError("the warm-up run on the sample failed")
 
 
@@ -266,15 +267,31 @@ def run_spark(files: list[Path], workdir: Path, overrides: list[str]) -> dict:
 def run_plain(files: list[Path]) -> dict:
     """(b): one process, one core, the functions the Spark jobs call, file after file."""
     from humpback.config import load_config
+    from humpback.quality.rules import drop_reason
+    from humpback.stages.segment import near_duplicate_signature, segment_rows
+    from humpback.tables import SIGNAL_TYPES
     from humpback.web.warc import iter_warc
-    from pipelines.segment import segment_rows
 
     config = load_config()
     thresholds, dedup = dict(config["segment"]), dict(config["dedup"])
+
+    def page_work(row) -> tuple[int, int]:
+        """(a)'s Python work for one page: segments and signals, the rules (rules.drop_reason, the plain-Python
+        twin of sql/segment_drops.sql), and a MinHash signature for each segment that passes them."""
+        segments = passed = 0
+        for out in segment_rows(row["page_id"], row["url"], row["html"], thresholds):
+            if out["kind"] != "segment":
+                continue
+            segments += 1
+            if drop_reason({name: out[f"sig_{name}"] for name in SIGNAL_TYPES}, thresholds) is None:
+                passed += 1
+                near_duplicate_signature(out["text"], dedup)
+        return segments, passed
+
     # The same warm-up as (a)'s: the sample once before the clock (imports, the language model, regexes).
     for row in iter_warc(SAMPLE, source=str(SAMPLE)):
         if row["kind"] == "page":
-            segment_rows(row["page_id"], row["url"], row["html"], thresholds, dedup)
+            page_work(row)
     pages = segments = passed = 0
     started, started_cpu = time.perf_counter(), time.process_time()
     for path in files:
@@ -282,9 +299,8 @@ def run_plain(files: list[Path]) -> dict:
             if row["kind"] != "page":
                 continue
             pages += 1
-            for out in segment_rows(row["page_id"], row["url"], row["html"], thresholds, dedup):
-                segments += out["kind"] == "segment"
-                passed += out["kind"] == "segment" and out["rule_drop"] is None
+            counts = page_work(row)
+            segments, passed = segments + counts[0], passed + counts[1]
     return {"cores": 1, "seconds": time.perf_counter() - started, "cpu_s": time.process_time() - started_cpu,
             "pages": pages, "segments": segments, "passed_rules": passed}
 

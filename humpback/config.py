@@ -4,13 +4,13 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
-import hashlib
-import json
 import tomllib
 from pathlib import Path
 from typing import Any, Iterable
 
-DEFAULTS_PATH = Path(__file__).resolve().parent.parent / "conf" / "defaults.toml"
+from humpback.resources import conf_file
+
+DEFAULTS_PATH = conf_file("defaults.toml")  # the package's copy, or the source checkout's (humpback.resources)
 
 
 class ConfigError(ValueError):
@@ -120,12 +120,6 @@ def _dotted(path: tuple[str, ...]) -> str:
 
 def _value_types(table: dict[str, Any]) -> dict[str, Any]:
     return {key: _value_types(value) if isinstance(value, dict) else type(value) for key, value in table.items()}
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """A short, order-independent digest of the settings, recorded on every MLflow run."""
-    canonical = json.dumps(config, sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

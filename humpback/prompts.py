@@ -9,8 +9,11 @@ such as "{output}", "{0}" or "{}" reaches the model as written and is never subs
 """
 from __future__ import annotations
 
-import hashlib
+import functools
 import re
+
+from humpback.ids import template_version  # noqa: F401 - named from here too
+from humpback.text import contains_run, ngrams, words
 
 SEED_TAG = "Answer in the style of an AI Assistant."
 WEB_TAG = "Answer with knowledge from web search."
@@ -44,13 +47,21 @@ SCORE_PREFIX = "Score:"
 SCORE_TOKENS = ("1", "2", "3", "4", "5")
 
 
-def template_version(text: str) -> str:
-    """Content hash naming a prompt template's version: sha256 hex, first 12 characters."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
 BACKWARD_TEMPLATE_VERSION = template_version(BACKWARD_TEMPLATE)
 RATING_TEMPLATE_VERSION = template_version(RATING_TEMPLATE + SCORE_PREFIX)
+
+# The rewrite stage (Nguyen et al. 2024, "Better Alignment with Instruction Back-and-Forth Translation"): an aligned
+# model answers a curated pair's instruction from its web text, keeping the text's facts, in an assistant's voice.
+# It is sent under the seed's tag as system message; the version covers both.
+REWRITE_SYSTEM = SEED_TAG
+REWRITE_TEMPLATE = (
+    "Below is an instruction from a user and a text from the web that holds the facts needed to answer it. Write "
+    "the answer an AI Assistant would give to the instruction: answer it directly and helpfully, in your own words, "
+    "keeping the facts of the text and adding none it does not have. Do not mention the text, the passage or where "
+    "the facts come from. Reply with the answer only."
+    "\n\nInstruction:\n{instruction}\n\nText:\n{text}"
+)
+REWRITE_TEMPLATE_VERSION = template_version(REWRITE_SYSTEM + "\n" + REWRITE_TEMPLATE)
 
 
 def fill_template(template: str, **values: str) -> str:
@@ -71,3 +82,40 @@ def backward_prompt(output: str) -> str:
 
 def rating_prompt(instruction: str, output: str) -> str:
     return fill_template(RATING_TEMPLATE, instruction=instruction, output=output)
+
+
+def rewrite_prompt(instruction: str, text: str) -> str:
+    return fill_template(REWRITE_TEMPLATE, instruction=instruction, text=text)
+
+
+# ----- prompt echoes -----
+# A backward model that fails answers with (part of) its own prompt. One rule, for the instruction flag
+# `prompt_echo` and the backward-model gate's echo share: the text shares a run of ECHO_NGRAM words with the
+# template's fixed text, or contains one of its sentences of MIN_ECHO_SENTENCE_WORDS words or more ("Reply with
+# the instruction only."). Shorter sentences are not enough: "Below is a text." also opens real instructions
+# ("Below is a text message from my boss, how do I reply?"). Words are humpback.text.words, so case, punctuation
+# and the kind of apostrophe do not hide an echo. No run spans a placeholder: the end of the fixed text followed
+# by the start of the filled-in output is not the template.
+ECHO_NGRAM = 6
+MIN_ECHO_SENTENCE_WORDS = 5
+_FIELD = re.compile(r"\{[^{}]*\}")
+_SENTENCE_END = re.compile(r"(?<=[.!?:])\s+|\n+")
+
+
+def echoes_template(text: str | None, template: str = BACKWARD_TEMPLATE) -> bool:
+    """Whether `text` repeats the template's fixed text, by the rule above (an empty text repeats nothing)."""
+    grams, sentences = _template_fingerprint(template)
+    tokens = words(text)
+    return bool(grams & ngrams(tokens, ECHO_NGRAM)) or any(contains_run(tokens, sentence) for sentence in sentences)
+
+
+@functools.lru_cache(maxsize=16)
+def _template_fingerprint(template: str) -> tuple[frozenset, tuple[tuple[str, ...], ...]]:
+    """(word ECHO_NGRAM-grams of the template's fixed text, its sentences of MIN_ECHO_SENTENCE_WORDS+ words)."""
+    grams: set[tuple[str, ...]] = set()
+    sentences = []
+    for piece in _FIELD.split(template):
+        grams |= ngrams(words(piece), ECHO_NGRAM)
+        sentences += [tuple(tokens) for tokens in map(words, _SENTENCE_END.split(piece))
+                      if len(tokens) >= MIN_ECHO_SENTENCE_WORDS]
+    return frozenset(grams), tuple(sentences)

@@ -24,33 +24,25 @@ otherwise ``<source>:<locator>``; a reject's ``source`` is always ``<source>:<lo
 1-based line/record number, or the message id for the OASST1 message table.
 """
 
-import hashlib
 import json
 from collections import Counter, defaultdict
+
+from humpback.ids import example_id, split_bucket  # noqa: F401 - example_id: named from here too
 
 STAGE = "seed"
 DEFAULT_MAX_CHARS = 20_000
 DEFAULT_DEV_FRACTION = 0.1
-EXAMPLE_ID_CHARS = 32
 
 # OASST1 reply checks in the order they are applied; a tree with no usable reply is rejected with the
 # reason of the reply that got furthest down this list.
 REPLY_CHECKS = ("deleted", "not_english", "not_rank0")
 
 
-def example_id(instruction: str, output: str) -> str:
-    """Stable content hash of a pair: sha256 of instruction NUL output, hex, first 32 characters."""
-    digest = hashlib.sha256(f"{instruction}\x00{output}".encode()).hexdigest()
-    return digest[:EXAMPLE_ID_CHARS]
-
-
 def split_for(example_id: str, dev_fraction: float = DEFAULT_DEV_FRACTION) -> str:
     """'dev' for a stable, hash-chosen dev_fraction of ids, else 'train'."""
     if not 0.0 <= dev_fraction < 1.0:
         raise ValueError(f"dev_fraction must be in [0, 1), got {dev_fraction}")
-    # hashed again (salted) so the split does not depend on how example ids are made
-    bucket = int(hashlib.sha256(f"split\x00{example_id}".encode()).hexdigest()[:8], 16)
-    return "dev" if bucket < dev_fraction * 0x1_0000_0000 else "train"
+    return "dev" if split_bucket(example_id) < dev_fraction * 0x1_0000_0000 else "train"
 
 
 class _SeedCollector:

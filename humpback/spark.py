@@ -8,14 +8,15 @@ import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-JARS_DIR = Path(os.environ.get("HUMPBACK_JARS", PROJECT_ROOT / "jars"))
-LOG4J_CONF = PROJECT_ROOT / "conf" / "log4j2.properties"
+from humpback.resources import conf_file, state_dir
+
+# Delta's jars are no package data: $HUMPBACK_JARS, else jars/ of the source checkout or of the working directory.
+JARS_DIR = state_dir("jars", "HUMPBACK_JARS")
+LOG4J_CONF = conf_file("log4j2.properties")
 
 DELTA_SETTINGS = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -60,7 +61,9 @@ def resolve_master(settings: dict[str, Any] | None = None) -> str | None:
 def delta_jars() -> list[str]:
     jars = sorted(glob.glob(str(JARS_DIR / "*.jar")))
     if not jars:
-        raise SparkSetupError(f"Delta Lake jars not found in {JARS_DIR}: run `make setup` (it fetches them from Maven Central)")
+        raise SparkSetupError(f"Delta Lake jars not found in {JARS_DIR.resolve()}: run `make setup` in the source "
+                              f"checkout (it fetches them from Maven Central, as conf/delta-jars/pom.xml lists), "
+                              f"or set HUMPBACK_JARS to a folder that holds them")
     return jars
 
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+from humpback.resources import resource_dir
+
+SQL_DIR = resource_dir("sql")  # the package's copy, or the source checkout's (humpback.resources)
 # String literals and comments, matched together so that `--` inside a string is not taken for a comment.
 _NOT_CODE = re.compile(r"'(?:[^'\\]|\\.)*'|--[^\n]*|/\*.*?\*/", re.DOTALL)
 # `:name`, but not the second half of a `::type` cast or a `a:b` inside an identifier

@@ -18,12 +18,17 @@ SIGNAL_TYPES = {
 }
 
 
+# pages.content_type of a text corpus's document (its text is in `html`, the page's body): segmented at Markdown headers.
+TEXT_CONTENT_TYPE = "text/markdown"
+
+
 @dataclass(frozen=True)
 class Table:
     name: str
     columns: dict[str, str]  # name -> Spark type, in the order the table is written
     keys: tuple[str, ...]  # what makes a row unique: the MERGE key of resumable writes
     description: str
+    written_by: str  # the command that writes it: "run `humpback <written_by>` first"
 
     def ddl(self) -> str:
         return ddl(self.columns)
@@ -41,26 +46,26 @@ TABLES = {table.name: table for table in (
         "page_id": "string", "url": "string", "warc_file": "string", "warc_record_id": "string", "http_status": "int",
         "content_type": "string", "html": "string", "n_bytes": "long", "encoding": "string",
         "encoding_source": "string",
-    }, ("page_id",), "2xx HTML responses of the corpus (`ingest`)"),
+    }, ("page_id",), "2xx HTML responses of the corpus (`ingest`)", "ingest --input GLOB"),
     Table("rejects", {
         "reject_id": "string", "source": "string", "stage": "string", "reason": "string", "detail": "string",
         "recorded_at": "timestamp",
-    }, ("reject_id",), "every input record or row a stage could not use, with a named reason"),
+    }, ("reject_id",), "every input record or row a stage could not use, with a named reason", "ingest"),
     Table("segments", {
         "segment_id": "string", "page_id": "string", "url": "string", "position": "int", "header": "string",
         "header_level": "int", "text": "string", "n_chars": "int", "lang": "string", "signals": struct(SIGNAL_TYPES),
         "drop_reason": "string", "text_hash": "string",
-    }, ("segment_id",), "header-delimited segments with their signals; drop_reason NULL = kept (`segment`)"),
+    }, ("segment_id",), "header-delimited segments with their signals; drop_reason NULL = kept (`segment`)", "segment"),
     Table("seed", {
         "example_id": "string", "instruction": "string", "output": "string", "source": "string", "split": "string",
         "source_file": "string",
-    }, ("example_id",), "the seed (instruction, output) pairs, train and dev splits (`seed`)"),
+    }, ("example_id",), "the seed (instruction, output) pairs, train and dev splits (`seed`)", "seed --input PATH --format jsonl"),
     Table("candidates", {
         "segment_id": "string", "instruction": "string", "instruction_hash": "string", "backward_model": "string",
         "model_uri": "string", "model_version": "string", "prompt_version": "string", "sampling": "string",
         "seed": "long", "finish_reason": "string", "status": "string", "error": "string", "flags": "array<string>",
         "prompt_tokens": "long", "completion_tokens": "long",
-    }, ("segment_id", "backward_model", "prompt_version"), "an instruction per kept segment (`augment`)"),
+    }, ("segment_id", "backward_model", "prompt_version"), "an instruction per kept segment (`augment`)", "augment"),
     Table("ratings", {
         "segment_id": "string", "iteration": "int", "scorer_model": "string", "mode": "string", "score": "double",
         "score_probs": "map<string,double>", "rationale": "string", "parse_status": "string",
@@ -69,12 +74,12 @@ TABLES = {table.name: table for table in (
         "error": "string", "prompt_tokens": "long", "completion_tokens": "long", "seed": "long", "sampling": "string",
     # A rating is of one instruction for one segment: after the backward model is retrained and augment rerun, a
     # segment's new instruction is a new pair to rate.
-    }, ("segment_id", "instruction_hash", "iteration", "scorer_model", "mode"), "a score per pair (`curate`)"),
+    }, ("segment_id", "instruction_hash", "iteration", "scorer_model", "mode"), "a score per pair (`curate`)", "curate --iteration K"),
     Table("training_sets", {
         "set_name": "string", "iteration": "int", "example_key": "string", "instruction": "string",
         "output": "string", "source": "string", "tag": "string", "scorer_model": "string", "rating_mode": "string",
         "backward_model": "string",
-    }, ("set_name", "example_key"), "versioned training sets: seed plus curated pairs (`trainset`)"),
+    }, ("set_name", "example_key"), "versioned training sets: seed plus curated pairs (`trainset`)", "trainset --name NAME --iteration K"),
     Table("evaluations", {
         "evaluation_id": "string", "model": "string", "baseline": "string", "judge": "string",
         "model_pinned": "string", "baseline_pinned": "string", "judge_pinned": "string", "n_prompts": "int",
@@ -82,7 +87,32 @@ TABLES = {table.name: table for table in (
         "iteration": "int", "prompts": "string", "prompts_sha256": "string", "engine": "string",
         "judge_engine": "string", "evaluated_at": "timestamp", "mlflow_run_id": "string", "model_truncated": "int",
         "baseline_truncated": "int",
-    }, ("evaluation_id",), "pairwise win rates of a model against a baseline (`evaluate`)"),
+        # Length control (humpback.evaluation.length_control): mean answer lengths in characters, and the win rate
+        # a logistic model of the verdicts on the length difference predicts at equal lengths (AlpacaEval 2's LC).
+        "model_mean_length": "double", "baseline_mean_length": "double", "lc_win_rate": "double",
+        "lc_length_coef": "double",
+    }, ("evaluation_id",), "pairwise win rates of a model against a baseline (`evaluate`)", "evaluate"),
+    Table("scorer_checks", {
+        "check_id": "string", "pair_id": "string", "kind": "string", "label": "int", "instruction_id": "string",
+        "output_id": "string", "instruction": "string", "output": "string", "source": "string", "score": "double",
+        "score_probs": "map<string,double>", "score_source": "string", "parse_status": "string", "status": "string",
+        "error": "string", "scorer_model": "string", "scorer_uri": "string", "mode": "string", "set_seed": "long",
+        "rating_seed": "long", "prompt_version": "string", "prompt_tokens": "long", "completion_tokens": "long",
+        "checked_at": "timestamp",
+    # A check is one scorer (pinned), one mode and one labelled set (its pairs and the seed that built it): check_id
+    # is their content id, so a rerun of the same check resumes it and another scorer never overwrites it.
+    }, ("check_id", "pair_id"), "a scorer's score for each labelled pair (`scorer-check`)",
+        "scorer-check --scorer URI"),
+    Table("rewrites", {
+        "segment_id": "string", "instruction_hash": "string", "rewriter_model": "string", "prompt_version": "string",
+        "instruction": "string", "output": "string", "model_uri": "string", "model_version": "string",
+        "sampling": "string", "seed": "long", "finish_reason": "string", "status": "string", "error": "string",
+        "flags": "array<string>", "content_overlap": "double", "copied_share": "double", "prompt_tokens": "long",
+        "completion_tokens": "long",
+    # A curated pair's web text rewritten as the answer to its instruction, by one rewriter under one prompt version
+    # (humpback.quality.rewrite_flags names what went wrong: content_overlap and copied_share are its measures).
+    }, ("segment_id", "instruction_hash", "rewriter_model", "prompt_version"),
+        "curated pairs' web texts rewritten as answers to their instructions (`rewrite`)", "rewrite --iteration K"),
 )}
 
 

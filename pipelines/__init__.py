@@ -1,1 +1,2 @@
-"""One Spark job per stage; each module's `main(argv)` is what spark-submit and `humpback <stage>` run."""
+"""One thin job file per stage, for spark-submit (`spark-submit pipelines/segment.py --lakehouse ...`); each stage's
+declaration and logic live in humpback/stages/, and `humpback <stage>` runs the same code."""

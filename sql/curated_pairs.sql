@@ -20,7 +20,7 @@ WITH usable_candidates AS (
   SELECT DISTINCT
     segment_id,
     instruction,
-    sha2(instruction, 256) AS instruction_hash
+    instruction_hash  -- stored by augment (humpback.ids.instruction_hash): the key ratings were written under
   FROM candidates
   WHERE backward_model = :backward_model
     AND status = 'ok'

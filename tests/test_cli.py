@@ -6,7 +6,7 @@ import pytest
 from humpback import cli
 
 DESIGN_STAGES = ["ingest", "segment", "seed", "train", "augment", "curate", "trainset", "evaluate", "iterate",
-                 "demo", "sql"]
+                 "demo", "sql", "scorer-check", "rewrite"]
 
 
 def test_help_lists_every_stage_of_the_design(capsys):

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from humpback.config import ConfigError, apply_override, config_hash, load_config
+from humpback.config import ConfigError, apply_override, load_config
+from humpback.ids import config_hash
 
 
 def test_defaults_carry_the_paper_length_window():

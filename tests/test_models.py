@@ -57,14 +57,14 @@ def test_augment_with_a_mistyped_model_path_fails_in_one_line_at_once(spark, lak
                                                                       capsys):
     import time
 
-    from pipelines import augment
+    from humpback.stages import augment
 
     lakehouse.write(spark.createDataFrame([("s1",)], "segment_id string"), "segments")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tmp").mkdir()
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     started = time.monotonic()
-    code = augment.main(["--model", "tmp/nonexistent_model", "--lakehouse", lakehouse.root,
+    code = augment.STAGE.main(["--model", "tmp/nonexistent_model", "--lakehouse", lakehouse.root,
                          "--mlflow-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
     err = capsys.readouterr().err
     assert code == 2 and time.monotonic() - started < 30

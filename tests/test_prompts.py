@@ -112,3 +112,53 @@ def test_every_template_of_the_module_is_filled_by_a_function_that_uses_fill_tem
 
     source = inspect.getsource(prompts)
     assert ".format(" not in source and '.replace("{' not in source
+
+
+# ----- prompt echoes: one rule for the instruction flag and the backward-model gate -----
+
+@pytest.mark.parametrize("text", [
+    "Write the most likely instruction or question from a user for which this text would be a great answer.",
+    "please reply with the instruction only text",  # a run of 6 words, across the template's blank line
+    "Reply with the instruction only.",  # a sentence of 5 words: the gate missed it (no run of 6 words)
+    "Text: Below is a text. Reply with the instruction only.",  # ditto, after another sentence of the template
+    "REPLY with the instruction ONLY!",  # case and punctuation do not hide it
+    "below is a text. write the most likely instruction for it",  # a run of 6 words across two sentences
+])
+def test_echoes_of_the_backward_template(text):
+    from humpback.evaluation.gate import is_prompt_echo
+    from humpback.quality.instruction_flags import instruction_flags
+
+    assert prompts.echoes_template(text)
+    assert is_prompt_echo(text, BACKWARD_TEMPLATE) and "prompt_echo" in instruction_flags(text, "Some output.")
+
+
+@pytest.mark.parametrize("text", [
+    "Below is a text message from my boss. How should I reply?",  # the flag's 4-word sentence rule took this
+    "How do I write the most likely answer?",  # four template words in a row
+    "What is the capital of France?",
+    "Reply with the answer only: what is pip?",
+    "你好，请介绍一下巴黎。",  # words in another script: not empty for the gate (its ASCII words had none)
+])
+def test_real_instructions_are_not_echoes(text):
+    from humpback.evaluation.gate import is_prompt_echo
+    from humpback.quality.instruction_flags import instruction_flags
+
+    assert not prompts.echoes_template(text)
+    assert not is_prompt_echo(text, BACKWARD_TEMPLATE) and "prompt_echo" not in instruction_flags(text, "Output.")
+
+
+def test_an_echo_never_spans_a_placeholder_and_short_fixed_text_is_not_enough():
+    # the end of the fixed text followed by the start of the filled-in output is not the template
+    assert not prompts.echoes_template("Reply with the instruction only. Text: What is pip?", "Reply with it. {output}")
+    # a template whose fixed text is a few words: those words alone are not an echo (the gate used to shrink its
+    # run length to the template's longest piece, so "Question: {output}" made every "question" an echo)
+    assert not prompts.echoes_template("What is the question?", "Question: {output}")
+    assert prompts.echoes_template("guess the request that produced the response", "Guess the request that produced "
+                                   "the response below.\n\n{output}")
+
+
+def test_only_the_gate_counts_an_empty_prediction():
+    from humpback.evaluation.gate import is_prompt_echo
+
+    assert not prompts.echoes_template("") and not prompts.echoes_template(None)
+    assert is_prompt_echo("   ", BACKWARD_TEMPLATE) and is_prompt_echo("?!", BACKWARD_TEMPLATE)

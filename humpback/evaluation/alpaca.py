@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_EVAL_PROMPTS = PROJECT_ROOT / "data" / "sample" / "eval_prompts.jsonl"
+from humpback.resources import source_checkout
+
+# The sample's prompts: in the source checkout, else (an installed wheel has no data/) under the working directory;
+# `evaluate.prompts` names any other file.
+DEFAULT_EVAL_PROMPTS = (source_checkout() or Path.cwd()) / "data" / "sample" / "eval_prompts.jsonl"
 PROMPT_FORMAT = ("a JSON list or JSONL of objects with an 'instruction' field "
                  "(AlpacaEval format: instruction, output, generator, dataset)")
 OUTPUT_FORMAT = "a JSON list of objects with 'instruction', 'output' and 'generator' fields (AlpacaEval format)"

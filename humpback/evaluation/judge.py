@@ -1,8 +1,8 @@
 """Pairwise judging with any engine: which of two answers better follows the instruction.
 
 The judge writes a short comparison, then its verdict on the last line: `Winner: A`, `Winner: B` or
-`Winner: tie`. As with ratings, the LAST line containing `Winner:` (any case, markdown emphasis allowed) is read;
-no such line, or another value on it, leaves the verdict unparsed.
+`Winner: tie`. As with ratings, the LAST line containing `Winner:` (any case, markdown emphasis allowed) is read
+(humpback.inference.labelled); no such line, or another value on it, leaves the verdict unparsed.
 
 A reply without a readable verdict keeps its reasoning, and the verdict is then read from the judge's own
 next-token distribution after "Winner:" over A / B / tie (counted as `constrained`), as curate does for scores;
@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 from humpback.evaluation.winrate import LOSS, TIE, WIN
 from humpback.inference.base import Engine, Generation, Request, Sampling
+from humpback.inference.labelled import LabelledValue, complete_labelled
 
 VERDICT_PREFIX = "Winner:"
 VERDICT_TOKENS = ("A", "B", "tie")
@@ -43,8 +44,10 @@ MODEL, BASELINE = "model", "baseline"
 A, B = "A", "B"
 
 _PLACEHOLDER = re.compile(r"\{(instruction|answer_a|answer_b)\}")
-_WINNER_LABEL = re.compile(r"winner[*_]*:", re.IGNORECASE)
-_WINNER_VALUE = re.compile(r"^[\s*_`]*(?:answer\s+)?(?P<value>a|b|tie)[\s*_`]*\.?[\s*_`]*$", re.IGNORECASE)
+# "Winner:" (any case, `**Winner**:` too), then A, B or tie, optionally "Answer A", in emphasis or backticks.
+VERDICT = LabelledValue(VERDICT_PREFIX.removesuffix(":"),
+                        re.compile(r"^[\s*_`]*(?:answer\s+)?(?P<value>a|b|tie)[\s*_`]*\.?[\s*_`]*$", re.IGNORECASE),
+                        VERDICT_TOKENS)
 
 
 def judge_prompt(instruction: str, answer_a: str, answer_b: str) -> str:
@@ -59,15 +62,11 @@ def judge_request(instruction: str, answer_a: str, answer_b: str) -> Request:
 
 def parse_verdict(text: str | None) -> str | None:
     """'A', 'B' or 'tie' from the last `Winner:` line; None when there is no such line or it says something else."""
-    for line in reversed((text or "").splitlines()):
-        labels = list(_WINNER_LABEL.finditer(line))
-        if labels:
-            value = _WINNER_VALUE.match(line[labels[-1].end():])
-            if value is None:
-                return None
-            word = value["value"].lower()
-            return "tie" if word == "tie" else word.upper()
-    return None
+    value = VERDICT.read(text)
+    if value is None:
+        return None
+    word = value["value"].lower()
+    return "tie" if word == "tie" else word.upper()
 
 
 def preferred(verdict: str | None, model_position: str) -> str | None:
@@ -112,17 +111,6 @@ def reply_text(generation: Generation) -> str:
     return generation.texts[0] if generation.texts and not generation.error else ""
 
 
-def constrained_verdict(engine: Engine, request: Request, reply: str) -> str | None:
-    """The judge's most likely verdict after its own reasoning and "Winner:"; None if the engine cannot say."""
-    cut = reply.lower().rfind("winner")
-    reasoning = (reply[:cut] if cut >= 0 else reply).rstrip()
-    prefix = f"{reasoning}\n{VERDICT_PREFIX}" if reasoning else VERDICT_PREFIX
-    scores = engine.next_token_probs([Request(request.messages, prefix)], VERDICT_TOKENS)[0]
-    if scores.error or not scores.probs:
-        return None
-    return max(scores.probs, key=scores.probs.get)
-
-
 def judge_pairs(engine: Engine, instructions: Sequence[str], model_outputs: Sequence[str],
                 baseline_outputs: Sequence[str], sampling: Sampling, constrained_fallback: bool = True) -> list[Judgment]:
     """Judge every pair in both orders, in one batch of 2n requests."""
@@ -132,17 +120,22 @@ def judge_pairs(engine: Engine, instructions: Sequence[str], model_outputs: Sequ
     requests = [judge_request(text, mine, theirs) for text, mine, theirs in triples] + \
                [judge_request(text, theirs, mine) for text, mine, theirs in triples]
     generations = engine.generate(requests, sampling)
+    replies = [reply_text(generation) for generation in generations]
+    verdicts: list[str | None] = [parse_verdict(reply) for reply in replies]
+    # Replies without a readable verdict (and without an engine error) get the judge's most likely one, in one call.
+    pending = [i for i, (verdict, generation) in enumerate(zip(verdicts, generations))
+               if verdict is None and generation.error is None] if constrained_fallback else []
+    completions = complete_labelled(engine, [requests[i] for i in pending], [replies[i] for i in pending], VERDICT)
+    constrained = set()
+    for i, completion in zip(pending, completions):
+        verdicts[i] = completion.value
+        if completion.value is not None:
+            constrained.add(i)
     judgments = []
     for index, (text, mine, theirs) in enumerate(triples):
-        pair = (generations[index], generations[index + len(triples)])
-        first, second = (reply_text(generation) for generation in pair)
-        verdicts = [parse_verdict(first), parse_verdict(second)]
-        constrained = 0
-        for slot, (generation, reply) in enumerate(zip(pair, (first, second))):
-            if verdicts[slot] is None and generation.error is None and constrained_fallback:
-                verdicts[slot] = constrained_verdict(engine, requests[index + slot * len(triples)], reply)
-                constrained += verdicts[slot] is not None
-        error = "; ".join(generation.error for generation in pair if generation.error) or None
-        judgments.append(Judgment(text, mine, theirs, first, second, verdicts[0], verdicts[1],
-                                  combine(verdicts[0], verdicts[1]), error, constrained))
+        slots = (index, index + len(triples))  # the model's answer shown as A, then as B
+        error = "; ".join(generations[i].error for i in slots if generations[i].error) or None
+        first, second = (verdicts[i] for i in slots)
+        judgments.append(Judgment(text, mine, theirs, replies[slots[0]], replies[slots[1]], first, second,
+                                  combine(first, second), error, sum(i in constrained for i in slots)))
     return judgments

@@ -1,8 +1,13 @@
-"""The paper's benchmarks (SIQA, PIQA, ARC-Easy, ARC-Challenge, OpenBookQA, MMLU) with lm-evaluation-harness.
+"""The paper's benchmarks (SIQA, PIQA, ARC-Easy, ARC-Challenge, OpenBookQA, MMLU) and IFEval with lm-evaluation-harness.
 
-Zero-shot, scored by answer log-likelihood as in the paper (section 4.6). lm-eval is the optional extra `eval`
-(`pip install 'humpback[eval]'`). Nothing is ever downloaded: Hugging Face datasets and hub run offline, and a
-benchmark whose data is not already in the local cache is skipped. Each reason to skip is one printed line.
+The paper's six: zero-shot, scored by answer log-likelihood as in the paper (section 4.6). IFEval (Zhou et al.
+2023, lm-eval task `ifeval`): the model answers 541 prompts with verifiable instructions ("answer in under 100
+words", "no commas") through its chat template, greedily, and the answers are checked by rule; strict and loose
+accuracy per prompt and per instruction. lm-eval is the optional extra `eval` (`pip install 'humpback[eval]'`, with
+lm-eval's own `ifeval` extra: langdetect, immutabledict, nltk). Nothing is ever downloaded: Hugging Face datasets
+and hub run offline, a benchmark whose data is not already in the local cache is skipped, and IFEval also needs
+NLTK's `punkt_tab` tokenizer data installed beforehand (lm-eval would otherwise fetch it when the task loads). Each
+reason to skip is one printed line.
 """
 from __future__ import annotations
 
@@ -60,6 +65,78 @@ def locally_available(task_manager, benchmarks: Iterable[str]) -> tuple[list[str
         else:
             available.append(benchmark)
     return available, missing
+
+
+IFEVAL_TASK = "ifeval"
+IFEVAL_METRICS = ("prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc", "inst_level_loose_acc")
+IFEVAL_MODULES = ("langdetect", "immutabledict", "nltk")  # lm-eval's `ifeval` extra
+NLTK_PUNKT = "tokenizers/punkt_tab"  # what lm-eval's IFEval checks for, and downloads when missing
+
+
+def ifeval_scores(results: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """{'ifeval.prompt_level_strict_acc': ..., ...} from lm-eval's results['results']."""
+    task_results = results.get(IFEVAL_TASK, {})
+    return {f"ifeval.{metric}": float(task_results[f"{metric},none"]) for metric in IFEVAL_METRICS
+            if isinstance(task_results.get(f"{metric},none"), (int, float))}
+
+
+def missing_modules(names: Iterable[str]) -> list[str]:
+    import importlib.util
+
+    return [name for name in names if importlib.util.find_spec(name) is None]
+
+
+def nltk_data_available(resource: str = NLTK_PUNKT) -> bool:
+    """Whether NLTK finds `resource` locally (it never downloads here)."""
+    import nltk
+
+    try:
+        nltk.data.find(resource)
+    except LookupError:
+        return False
+    return True
+
+
+def ifeval_unavailable() -> str | None:
+    """Why IFEval cannot run offline here (one line), or None when lm-eval, its extra and NLTK's data are present;
+    the task's data itself is checked when it loads (run_ifeval)."""
+    if not lm_eval_installed():
+        return "lm-eval is not installed (pip install 'humpback[eval]')"
+    missing = missing_modules(IFEVAL_MODULES)
+    if missing:
+        return f"lm-eval's ifeval extra is not installed (no {', '.join(missing)}; pip install 'humpback[eval]')"
+    if not nltk_data_available():
+        return (f"NLTK's {NLTK_PUNKT.split('/')[-1]} data is not installed (offline; install it once with "
+                "`python -m nltk.downloader punkt_tab`)")
+    return None
+
+
+def run_ifeval(model_ref: str, batch_size: int = 8, limit: int | None = None, max_gen_toks: int | None = None,
+               say: Callable[[str], None] = print) -> dict[str, float]:
+    """IFEval's four accuracies through the model's chat template; {} (after one line saying why) when lm-eval,
+    its ifeval extra, NLTK's punkt_tab data or the task's data is not available locally."""
+    reason = ifeval_unavailable()
+    if reason is not None:
+        say(f"ifeval: {reason}; skipping")
+        return {}
+    force_offline()
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from humpback.models import load_model
+
+    try:
+        TaskManager().load_task_or_group([IFEVAL_TASK])
+    except Exception:  # noqa: BLE001 - any failure to load offline means the data is not here
+        say("ifeval: task data not in the local Hugging Face cache (offline); skipping")
+        return {}
+    tokenizer, model = load_model(model_ref)
+    language_model = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    output = simple_evaluate(model=language_model, tasks=[IFEVAL_TASK], num_fewshot=0, limit=limit,
+                             apply_chat_template=True,
+                             gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks else None)
+    return ifeval_scores(output["results"])
 
 
 def run_benchmarks(model_ref: str, benchmarks: Iterable[str] = tuple(PAPER_BENCHMARKS), batch_size: int = 8,

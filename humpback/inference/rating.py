@@ -3,7 +3,7 @@
 Pure Python (no torch, no Spark): `humpback.parse_rating` is imported from here by `import humpback`.
 
 Parse rule (DESIGN.md): the score comes from the LAST line of the generated text that contains `Score:`, any
-case. Accepted on that line, after the colon: an integer 1..5, optionally written `N/5`, optionally wrapped in
+case (humpback.inference.labelled reads it, and completes a missing score for curate). Accepted on that line, after the colon: an integer 1..5, optionally written `N/5`, optionally wrapped in
 markdown emphasis (`**Score:** 4`, `**Score: 4**`, `Score: **4**`, `**Score**: 4`) and optionally followed by one
 period. Anything else after the colon - a decimal (4.5), a number out of range (0, 6, 10), a word ("five"),
 another scale (4/10), trailing words ("4 - good") or nothing at all - makes the line `invalid`. Strict on purpose:
@@ -27,40 +27,31 @@ import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from humpback.inference.labelled import LabelledValue
+from humpback.prompts import SCORE_PREFIX, SCORE_TOKENS
+
 OK, MISSING, INVALID = "ok", "missing", "invalid"
 PARSE_STATUSES = (OK, MISSING, INVALID)
-
-# "Score:" with optional emphasis between the word and its colon (`**Score**:`); case-insensitive.
-_SCORE_LABEL = re.compile(r"score[*_]*:", re.IGNORECASE)
-# What may follow the label: emphasis, an integer, an optional "/5", emphasis, one optional period.
-_SCORE_VALUE = re.compile(r"^[\s*_]*(?P<n>[0-9]+)[*_]*(?:\s*/\s*5)?[\s*_]*\.?[\s*_]*$")
 MIN_SCORE, MAX_SCORE = 1, 5
+
+# "Score:" (any case, `**Score**:` too), then emphasis, an integer, an optional "/5", emphasis, one optional period.
+# A completed score is one of SCORE_TOKENS ("1".."5").
+SCORE = LabelledValue(SCORE_PREFIX.removesuffix(":"),
+                      re.compile(r"^[\s*_]*(?P<n>[0-9]+)[*_]*(?:\s*/\s*5)?[\s*_]*\.?[\s*_]*$"), SCORE_TOKENS)
 
 
 def parse_rating(text: str | None) -> tuple[float | None, str]:
     """(score, parse_status) from a generated rating, by the rule in the module docstring."""
-    line = _last_score_line(text or "")
-    if line is None:
+    rest = SCORE.after_label(text)
+    if rest is None:
         return None, MISSING
-    value = _SCORE_VALUE.match(line[_last_label_end(line):])
+    value = SCORE.value.match(rest)
     if value is None:
         return None, INVALID
     score = int(value["n"])
     if not MIN_SCORE <= score <= MAX_SCORE:
         return None, INVALID
     return float(score), OK
-
-
-def _last_score_line(text: str) -> str | None:
-    for line in reversed(text.splitlines()):
-        if _SCORE_LABEL.search(line):
-            return line
-    return None
-
-
-def _last_label_end(line: str) -> int:
-    # "Score: 3 ... Score: 4" on one line: the last label is the one that counts, as with lines
-    return [match.end() for match in _SCORE_LABEL.finditer(line)][-1]
 
 
 def aggregate_samples(parsed: Sequence[tuple[float | None, str]]) -> tuple[float | None, str]:

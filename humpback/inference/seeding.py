@@ -7,16 +7,16 @@ the same prompt still sample differently. Sample j > 0 of a row hashes the row's
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
+
+from humpback.ids import joined_int
 
 # Seeds stay below 2**32: numpy, torch, vLLM and OpenAI-compatible servers all accept that range.
 SEED_RANGE = 2 ** 32
 
 
 def _hash_seed(*parts: object) -> int:
-    digest = hashlib.sha256("\x00".join(str(part) for part in parts).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % SEED_RANGE
+    return joined_int(*parts) % SEED_RANGE
 
 
 def row_seed(run_seed: int, key: str) -> int:

@@ -8,6 +8,12 @@ missing and does only those. Progress (rows done of total, tokens per second, ET
 The engine is chosen once the rows to do are counted (engine `auto`: vLLM where it is installed and the job is
 big enough to pay for its start-up, see choose_engine), and each local task's engine gets its share of the cores
 (with_cpu_threads). A Python worker keeps one engine (humpback.inference.base.get_engine).
+
+Rows that fail are not rejects: they are stored in the target table with status = 'error' and their message in
+`error`, and a rerun retries them. The error budget tells bad rows from a bug: when, in one chunk, more than
+`inference.max_error_share` of the rows (and at least `inference.error_budget_min_rows` of them) failed with the
+same error (error_signature: its first line, numbers masked), the chunk is still written, so its errors can be
+queried, and then the job stops with ErrorBudgetExceeded. Many different errors are bad data and never stop it.
 """
 from __future__ import annotations
 
@@ -38,6 +44,9 @@ class InferencePlan:
     partitions: int | None = None  # default: one per core (CPU) or per GPU
     gpus_per_task: float = 0.0  # > 0 on a GPU cluster: tasks request GPUs through a ResourceProfile
     fail_after_rows: int | None = None  # test hook: once this many rows are stored, the next chunk crashes
+    # The error budget (module docstring): stop when more than this share of a chunk's rows fail the same way...
+    max_error_share: float = 0.5
+    error_budget_min_rows: int = 8  # ...and at least this many rows of the chunk do
 
 
 @dataclass
@@ -61,6 +70,58 @@ class InferenceStats:
 
 class InjectedFailure(RuntimeError):
     """Raised on purpose by `fail_after_rows`, to test that a killed job resumes cleanly."""
+
+
+class ErrorBudgetExceeded(RuntimeError):
+    """Too many rows of one chunk failed with the same error: a bug (a broken model, engine or handler), not bad data.
+
+    Its message is one line for the user. The chunk that tripped the budget was written before it was raised: every
+    row done so far, the failed ones included (status = 'error'), is in the table, and a rerun retries the failures.
+    """
+
+    def __init__(self, message: str, stats: InferenceStats, failed: int, chunk_rows: int, example: str):
+        super().__init__(message)
+        self.stats = stats  # the job's counts up to and including the chunk that tripped the budget
+        self.failed = failed  # rows of that chunk with the same error
+        self.chunk_rows = chunk_rows  # rows in that chunk
+        self.example = example  # one of those rows' error (its first line)
+
+
+# How long an error's example or signature may be: enough to recognize it, short enough for one line.
+ERROR_TEXT_CHARS = 200
+
+
+def error_signature(error):
+    """What makes two rows' errors "the same" (a Spark Column from the `error` Column): the first line, with
+    numbers (and hex addresses) masked as '#' and whitespace collapsed, so that "CUDA out of memory. Tried to
+    allocate 2.00 GiB" on one row and "... 1.50 GiB" on another are one error, while messages that differ in
+    their words (bad data: each row fails its own way) stay apart."""
+    from pyspark.sql import functions as F
+
+    first_line = F.substring_index(F.coalesce(error, F.lit("(no message)")), "\n", 1)
+    masked = F.regexp_replace(F.regexp_replace(first_line, r"0[xX][0-9a-fA-F]+", "#"), r"[0-9]+", "#")
+    return F.substring(F.trim(F.regexp_replace(masked, r"\s+", " ")), 1, ERROR_TEXT_CHARS)
+
+
+def most_common_error(results, has_error_column: bool = True) -> tuple[int, str]:
+    """(rows, an example's first line) for the most frequent error signature among `results`' status = 'error'
+    rows; (0, "") without any."""
+    from pyspark.sql import functions as F
+
+    error = F.col("error") if has_error_column else F.lit(None).cast("string")
+    top = results.where(F.col("status") == "error") \
+        .groupBy(error_signature(error).alias("signature")) \
+        .agg(F.count("*").alias("n"), F.min(F.substring_index(F.coalesce(error, F.lit("(no message)")), "\n", 1))
+             .alias("example")) \
+        .orderBy(F.col("n").desc(), F.col("signature")).limit(1).collect()
+    if not top:
+        return 0, ""
+    return int(top[0]["n"]), top[0]["example"][:ERROR_TEXT_CHARS]
+
+
+def over_budget(failed: int, chunk_rows: int, max_share: float, min_rows: int) -> bool:
+    """Whether `failed` rows of a chunk of `chunk_rows` failing the same way exceed the error budget."""
+    return failed >= min_rows and failed > max_share * chunk_rows
 
 
 def map_rows(spec: EngineSpec, handler: Handler, output_columns: dict[str, str],
@@ -129,7 +190,13 @@ def run_inference(lakehouse, todo, plan: InferencePlan, log: Callable[[str], Non
             try:
                 summary = results.groupBy("status").agg(F.count("*").alias("n"), F.sum("prompt_tokens").alias("p"),
                                                         F.sum("completion_tokens").alias("c")).collect()
-                lakehouse.upsert(results, plan.table, list(plan.keys))
+                chunk_rows = sum(row["n"] for row in summary)
+                errors = sum(row["n"] for row in summary if row["status"] == "error")
+                failed, example = 0, ""
+                if over_budget(errors, chunk_rows, plan.max_error_share, plan.error_budget_min_rows):
+                    # only then are the errors grouped: a chunk whose errors all together are within budget is fine
+                    failed, example = most_common_error(results, "error" in plan.output_columns)
+                lakehouse.upsert(results, plan.table, list(plan.keys))  # written even over budget: queryable
             finally:
                 results.unpersist()
             for row in summary:
@@ -140,6 +207,13 @@ def run_inference(lakehouse, todo, plan: InferencePlan, log: Callable[[str], Non
             stats.seconds = time.monotonic() - started
             log(progress_line(plan.stage, stats.rows_done, stats.rows_total, stats.seconds,
                               stats.prompt_tokens + stats.completion_tokens, stats.completion_tokens))
+            if over_budget(failed, chunk_rows, plan.max_error_share, plan.error_budget_min_rows):
+                raise ErrorBudgetExceeded(
+                    f"{plan.stage}: stopped: {failed} of {chunk_rows} rows ({failed / chunk_rows:.0%}) of chunk "
+                    f"{chunk + 1}/{n_chunks} failed with the same error, over inference.max_error_share = "
+                    f"{plan.max_error_share:g} (a bug, not bad data): {example} -- the {stats.rows_done} rows done so "
+                    f"far are kept in `{plan.table}` (failures as status = 'error'); a rerun retries them",
+                    stats, failed, chunk_rows, example)
     finally:
         todo.unpersist()
     return stats
@@ -164,7 +238,7 @@ def with_cpu_threads(spec: EngineSpec, spark, partitions: int) -> EngineSpec:
 
 
 SCHEDULING_KEYS = frozenset({"engine", "chunk_rows", "partitions", "gpus_per_task", "fail_after_rows",
-                             "vllm_min_rows"})
+                             "vllm_min_rows", "max_error_share", "error_budget_min_rows"})
 AUTO = "auto"
 # vLLM's CPU build starts in 25-30 s on 2 cores against the transformers engine's 6 s, then generates 7-9x and
 # rates (logprob) 1.5x as fast: it pays for itself from about 3 rows of generation and 85 of logprob rating
@@ -264,9 +338,18 @@ def choose_engine(rows: int | None, gpus_per_task: float = 0.0,
 def plan_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The scheduling settings of config [inference] as InferencePlan keyword arguments."""
     settings = config.get("inference", {})
+    max_error_share = float(settings.get("max_error_share", InferencePlan.max_error_share))
+    if not 0.0 <= max_error_share <= 1.0:
+        raise ValueError(f"inference.max_error_share must be a share between 0 and 1 (1 turns the error budget off), "
+                         f"got {max_error_share:g}")
+    min_rows = int(settings.get("error_budget_min_rows", InferencePlan.error_budget_min_rows))
+    if min_rows < 1:
+        raise ValueError(f"inference.error_budget_min_rows must be at least 1, got {min_rows}")
     return {
         "chunk_rows": int(settings.get("chunk_rows", 512)),
         "partitions": int(settings["partitions"]) if settings.get("partitions") else None,
         "gpus_per_task": float(settings.get("gpus_per_task", 0.0)),
         "fail_after_rows": int(settings["fail_after_rows"]) if settings.get("fail_after_rows") else None,
+        "max_error_share": max_error_share,
+        "error_budget_min_rows": min_rows,
     }

@@ -7,42 +7,18 @@ machines and runs.
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from functools import lru_cache
 
 import numpy as np
 
+# The exact-duplicate key, the normalization and the word rules live in humpback.ids and humpback.text; they are
+# named here too, as the deduplication's pieces.
+from humpback.ids import text_hash  # noqa: F401
+from humpback.text import folded_words, jaccard, normalize_for_hash, shingles  # noqa: F401
+from humpback.text import shingles as word_ngrams  # noqa: F401
+
 # FineWeb's MinHash setting (datatrove): word 5-grams, 14 bands x 8 rows = 112 hashes, threshold ~0.72-0.75.
 DEFAULT_DEDUP = {"num_perm": 112, "bands": 14, "rows": 8, "ngram": 5, "seed": 1}
-
-NON_WORD_RE = re.compile(r"[^\w\s]+")
-
-
-def normalize_for_hash(text: str) -> str:
-    """Case-folded NFKC text without punctuation and with single spaces: copies differing only there match."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(NON_WORD_RE.sub(" ", text).split())
-
-
-def text_hash(text: str) -> str:
-    """SHA-256 hex digest of the normalized text: equal for exact duplicates."""
-    return hashlib.sha256(normalize_for_hash(text).encode()).hexdigest()
-
-
-def word_ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
-    """The set of word n-grams; a text shorter than n words is one n-gram of all its words (none if empty)."""
-    if len(words) < n:
-        return {tuple(words)} if words else set()
-    return set(zip(*(words[i:] for i in range(n))))
-
-
-def jaccard(a: set, b: set) -> float:
-    """|a & b| / |a | b|; 0.0 when both are empty (nothing is shared)."""
-    if not a and not b:
-        return 0.0
-    common = len(a & b)
-    return common / (len(a) + len(b) - common)
 
 
 def minhash_signature(text: str, num_perm: int = 112, ngram: int = 5, seed: int = 1) -> list[int]:
@@ -52,10 +28,10 @@ def minhash_signature(text: str, num_perm: int = 112, ngram: int = 5, seed: int 
     derived from seed, and the signature keeps the low 32 bits of each minimum (so values fit a Spark long).
     A text without words gets all values 2**32 - 1.
     """
-    shingles = word_ngrams(normalize_for_hash(text).split(), ngram)
-    if not shingles:
+    grams = shingles(folded_words(text), ngram)
+    if not grams:
         return [0xFFFFFFFF] * num_perm
-    hashes = np.fromiter((_hash64(" ".join(s)) for s in shingles), dtype=np.uint64, count=len(shingles))
+    hashes = np.fromiter((_hash64(" ".join(gram)) for gram in grams), dtype=np.uint64, count=len(grams))
     mixed = _splitmix64(hashes[:, None] ^ _permutation_keys(num_perm, seed)[None, :])
     return (mixed.min(axis=0) & np.uint64(0xFFFFFFFF)).tolist()
 

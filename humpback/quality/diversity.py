@@ -6,17 +6,17 @@ letters too, so a non-English instruction is not one empty word).
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from humpback.text import alnum_words
+
 FIRST_WORDS = 3
-_WORD = re.compile(r"[^\W_]+")
-_SPARK_NON_WORD = r"[^\p{L}\p{N}]+"
+_SPARK_NON_WORD = r"[^\p{L}\p{N}]+"  # the Spark side of humpback.text.alnum_words
 
 
 def first_words(text: str | None, n: int = FIRST_WORDS) -> str:
     """The first n words of `text`, lower-cased and joined by single spaces."""
-    return " ".join(_WORD.findall((text or "").lower())[:n])
+    return " ".join(alnum_words(text)[:n])
 
 
 def first_words_column(column: str, n: int = FIRST_WORDS):

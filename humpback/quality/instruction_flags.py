@@ -4,7 +4,8 @@ The SQL filters of the training-set stage decide what a flag costs; this module 
 - empty: nothing but whitespace (no other flag is computed for it)
 - too_short / too_long: fewer than `min_chars` or more than `max_chars` characters after stripping
 - prompt_echo: the instruction repeats the backward template (shares a run of 6 words with its fixed text, or
-  contains one of its sentences), as in a reproduction whose model answered with its own prompt
+  contains one of its sentences of 5+ words: humpback.prompts.echoes_template, the rule the backward-model gate
+  counts too), as in a reproduction whose model answered with its own prompt
 - meta_instruction: it talks about writing an instruction ("generate an instruction", "backtranslate",
   "Here is a possible instruction:", a leading "Instruction:" label) instead of being one
 - context_reference: it points at a context the user would not have ("the text above", "this article",
@@ -12,26 +13,20 @@ The SQL filters of the training-set stage decide what a flag costs; this module 
 - truncated: the token budget cut it (finish_reason `length`): the instruction is unfinished
 - copies_output: it copies the output (a shared run of 8 words, or the whole instruction, when longer than
   40 characters, found inside the output)
-Word runs compare lowercased word tokens, so punctuation and spacing do not hide a copy.
+Word runs compare lowercased word tokens (humpback.text.words), so punctuation and spacing do not hide a copy.
 """
 from __future__ import annotations
 
-import functools
 import re
 
-from humpback.prompts import BACKWARD_TEMPLATE
+from humpback.prompts import BACKWARD_TEMPLATE, echoes_template
+from humpback.text import contains_run, ngrams, words
 
 FLAG_NAMES = ("empty", "truncated", "too_short", "too_long", "prompt_echo", "meta_instruction", "context_reference",
               "copies_output")
 
-ECHO_NGRAM = 6
 COPY_NGRAM = 8
 MIN_CONTAINED_COPY_CHARS = 40
-MIN_ECHO_SENTENCE_WORDS = 4
-
-_WORD = re.compile(r"\w+")
-_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
-_SENTENCE_END = re.compile(r"(?<=[.!?:])\s+|\n+")
 
 _META_INSTRUCTION = re.compile(
     r"\b(?:generate|write|create|produce|give|provide|predict|suggest|come\s+up\s+with)\s+"
@@ -85,41 +80,8 @@ def instruction_flags(instruction: str | None, output: str, template: str = BACK
     return [name for name in FLAG_NAMES if raised.get(name)]
 
 
-def echoes_template(instruction: str, template: str = BACKWARD_TEMPLATE) -> bool:
-    ngrams, sentences = _template_fingerprint(template)
-    words = words_of(instruction)
-    if ngrams & word_ngrams(words, ECHO_NGRAM):
-        return True
-    joined = " " + " ".join(words) + " "
-    return any(f" {sentence} " in joined for sentence in sentences)
-
-
 def copies_output(instruction: str, output: str) -> bool:
-    words = words_of(instruction)
-    if len(words) >= COPY_NGRAM and word_ngrams(words, COPY_NGRAM) & word_ngrams(words_of(output), COPY_NGRAM):
+    tokens, output_tokens = words(instruction), words(output)
+    if len(tokens) >= COPY_NGRAM and ngrams(tokens, COPY_NGRAM) & ngrams(output_tokens, COPY_NGRAM):
         return True
-    flat = " ".join(words)
-    return len(instruction) > MIN_CONTAINED_COPY_CHARS and f" {flat} " in f" {' '.join(words_of(output))} "
-
-
-def words_of(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
-def word_ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
-
-
-@functools.lru_cache(maxsize=16)
-def _template_fingerprint(template: str) -> tuple[frozenset, tuple[str, ...]]:
-    """(word 6-grams of the template's fixed text, its sentences of 4+ words), placeholders removed."""
-    pieces = _PLACEHOLDER.split(template)
-    ngrams: set[tuple[str, ...]] = set()
-    sentences = []
-    for piece in pieces:
-        ngrams |= word_ngrams(words_of(piece), ECHO_NGRAM)
-        for sentence in _SENTENCE_END.split(piece):
-            words = words_of(sentence)
-            if len(words) >= MIN_ECHO_SENTENCE_WORDS:
-                sentences.append(" ".join(words))
-    return frozenset(ngrams), tuple(sentences)
+    return len(instruction) > MIN_CONTAINED_COPY_CHARS and contains_run(output_tokens, tokens)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 
-from humpback.quality.dedup import jaccard, word_ngrams
 from humpback.quality.langid import detect_language, paragraph_language_signals
+from humpback.text import jaccard, ngrams
+from humpback.text import words as text_words
 
 # Gopher's stop words: a text with fewer than two of them is rarely natural prose.
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
@@ -21,7 +22,6 @@ REPETITION_NGRAM = 3
 MAX_REPETITION_SENTENCES = 200
 
 SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n+")
-WORD_RE = re.compile(r"\w+")
 LETTER_RE = re.compile(r"[^\W\d_]")
 EMAIL_RE = re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")  # bounded: no quadratic backtracking
 # Phone numbers as written for people: optional +country code, then three groups of digits separated by
@@ -83,7 +83,7 @@ def header_signals(header: str) -> dict:
 
 def is_nav_header(header: str) -> bool:
     """Whether a header names page furniture (menus, comments, newsletters, ...) rather than content."""
-    words = WORD_RE.findall(SECTION_NUMBER_RE.sub("", header.lower()))
+    words = text_words(SECTION_NUMBER_RE.sub("", header.lower()))
     if not words or len(words) > MAX_NAV_HEADER_WORDS:
         return False
     normalized = " ".join(words)
@@ -99,9 +99,9 @@ def max_sentence_similarity(text: str, n: int = REPETITION_NGRAM,
     """
     gram_sets = []
     for sentence in SENTENCE_SPLIT_RE.split(text, maxsplit=max_sentences)[:max_sentences]:
-        words = WORD_RE.findall(sentence.lower())
+        words = text_words(sentence)
         if len(words) >= n:
-            gram_sets.append(word_ngrams(words, n))
+            gram_sets.append(ngrams(words, n))
     best = 0.0
     seen_in: dict[tuple, list[int]] = {}
     for i, grams in enumerate(gram_sets):

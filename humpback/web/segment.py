@@ -73,7 +73,7 @@ def segment_html(html: str, max_nodes: int = DEFAULT_MAX_NODES,
     body = LexborHTMLParser(html).body
     if body is None:
         return []
-    return _segments_from_blocks(_TextWalker(max_nodes).blocks(body))
+    return segments_from_blocks(_TextWalker(max_nodes).blocks(body))
 
 
 def check_nesting(html: str, max_depth: int) -> None:
@@ -119,24 +119,26 @@ def _tags(html: str) -> Iterator[tuple[bool, str]]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Header:
+class HeaderBlock:
+    """A header among the text blocks of a document (shared with humpback.web.text_segment)."""
+
     level: int
     text: str
 
 
 class _TextWalker:
-    """Turns a parsed body into blocks: text lines (str) and headers (_Header), in document order."""
+    """Turns a parsed body into blocks: text lines (str) and headers (HeaderBlock), in document order."""
 
     def __init__(self, max_nodes: int):
         self.max_nodes = max_nodes
-        self.blocks_out: list[str | _Header] = []
+        self.blocks_out: list[str | HeaderBlock] = []
         self.inline: list[str] = []
         self.header_level = 0  # > 0 while inside a header element
         self.pre_depth = 0
         self.lists: list[list] = []  # one [tag, item count] per open ul/ol
         self.pending_marker = ""
 
-    def blocks(self, body: LexborNode) -> list[str | _Header]:
+    def blocks(self, body: LexborNode) -> list[str | HeaderBlock]:
         # The stack holds (node, exiting, in_content); exiting entries close an element after its children.
         stack: list[tuple[LexborNode, bool, bool]] = [(body, False, False)]
         n_nodes = 0
@@ -188,7 +190,7 @@ class _TextWalker:
     def _close(self, tag: str) -> None:
         if tag in HEADER_LEVELS and self.header_level == HEADER_LEVELS[tag]:
             text = _collapse(self._take_inline()).strip(HEADER_ANCHOR_CHARS)
-            self.blocks_out.append(_Header(self.header_level, text))
+            self.blocks_out.append(HeaderBlock(self.header_level, text))
             self.header_level = 0
         elif tag == "pre":
             self.pre_depth -= 1
@@ -249,22 +251,24 @@ def _collapse(text: str) -> str:
     return SPACES_RE.sub(" ", text)
 
 
-def _segments_from_blocks(blocks: list[str | _Header]) -> list[Segment]:
-    """One segment per header: its lines up to the next header of the same or a higher level.
+def segments_from_blocks(blocks: list[str | HeaderBlock], sep: str = "\n") -> list[Segment]:
+    """One segment per header: its blocks up to the next header of the same or a higher level, joined by `sep`.
 
-    Lower-level headers inside a segment stay in its text as lines of their own.
+    Lower-level headers inside a segment stay in its text as blocks of their own (their text alone). Blocks
+    before the first header belong to no segment. HTML blocks are lines (sep "\n"); the text segmenter's are
+    paragraphs (sep "\n\n").
     """
-    header_positions = [i for i, block in enumerate(blocks) if isinstance(block, _Header)]
+    header_positions = [i for i, block in enumerate(blocks) if isinstance(block, HeaderBlock)]
     ends = _segment_ends(blocks, header_positions)
     segments = []
     for start in header_positions:
         header = blocks[start]
-        lines = (b.text if isinstance(b, _Header) else b for b in blocks[start + 1:ends[start]])
-        segments.append(Segment(header.text, header.level, "\n".join(line for line in lines if line)))
+        lines = (b.text if isinstance(b, HeaderBlock) else b for b in blocks[start + 1:ends[start]])
+        segments.append(Segment(header.text, header.level, sep.join(line for line in lines if line)))
     return segments
 
 
-def _segment_ends(blocks: list[str | _Header], header_positions: list[int]) -> dict[int, int]:
+def _segment_ends(blocks: list[str | HeaderBlock], header_positions: list[int]) -> dict[int, int]:
     """For each header position, the position of the next header at the same or a higher level (or the end)."""
     ends: dict[int, int] = {}
     open_headers: list[int] = []

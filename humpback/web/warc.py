@@ -8,7 +8,6 @@ the damaged part becomes one reject row.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import zlib
@@ -16,6 +15,8 @@ from typing import BinaryIO, Iterator
 
 from fastwarc.warc import ArchiveIterator, WarcRecord, WarcRecordType
 from resiliparse.parse.encoding import detect_encoding, map_encoding_to_html5
+
+from humpback.ids import page_id
 
 DEFAULT_MAX_PAGE_BYTES = 2_000_000
 STAGE = "ingest"
@@ -182,12 +183,6 @@ def page_row(record: WarcRecord, source: str, url: str, status: int, mime: str, 
 
 def reject_row(source: str, reason: str, detail: str) -> dict:
     return {"kind": "reject", "source": source, "stage": STAGE, "reason": reason, "detail": detail}
-
-
-def page_id(record_id: str, url: str, body: bytes) -> str:
-    """A stable content hash: the same record of the same file always gets the same id."""
-    payload_digest = hashlib.sha256(body).hexdigest()
-    return hashlib.sha256(f"{record_id}\n{url}\n{payload_digest}".encode()).hexdigest()
 
 
 def looks_binary(body: bytes) -> bool:

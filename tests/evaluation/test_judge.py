@@ -1,5 +1,5 @@
 """The pairwise judge: verdict parsing and the order swap that cancels position bias (a real judge runs in
-tests/pipelines/test_evaluate.py)."""
+tests/stages/test_evaluate.py)."""
 import pytest
 
 from humpback.evaluation.judge import combine, judge_pairs, judge_prompt, parse_verdict

@@ -24,3 +24,35 @@ def test_accuracies_are_read_per_benchmark():
                "mmlu": {"acc,none": 0.25}}
     assert accuracies(results, ["siqa", "piqa", "mmlu", "arc_easy"]) == {
         "siqa.acc": 0.41, "piqa.acc": 0.6, "piqa.acc_norm": 0.62, "mmlu.acc": 0.25}
+
+
+def test_ifeval_without_lm_eval_says_so_in_one_line_and_skips(monkeypatch):
+    from humpback.evaluation.lm_eval import run_ifeval
+
+    monkeypatch.setitem(sys.modules, "lm_eval", None)
+    lines = []
+    assert run_ifeval("embedded:smollm2-135m-instruct", say=lines.append) == {}
+    assert lines == ["ifeval: lm-eval is not installed (pip install 'humpback[eval]'); skipping"]
+
+
+def test_ifeval_without_nltk_data_says_so_and_never_downloads(monkeypatch):
+    from humpback.evaluation import lm_eval
+
+    monkeypatch.setattr(lm_eval, "lm_eval_installed", lambda: True)
+    monkeypatch.setattr(lm_eval, "missing_modules", lambda names: [])
+    monkeypatch.setattr(lm_eval, "nltk_data_available", lambda resource=lm_eval.NLTK_PUNKT: False)
+    lines = []
+    assert lm_eval.run_ifeval("embedded:smollm2-135m-instruct", say=lines.append) == {}
+    assert len(lines) == 1 and "punkt_tab data is not installed" in lines[0] and lines[0].endswith("skipping")
+    monkeypatch.setattr(lm_eval, "missing_modules", lambda names: ["langdetect"])
+    assert lm_eval.ifeval_unavailable() == ("lm-eval's ifeval extra is not installed (no langdetect; "
+                                            "pip install 'humpback[eval]')")
+
+
+def test_ifeval_scores_are_read_from_the_results():
+    from humpback.evaluation.lm_eval import ifeval_scores
+
+    results = {"ifeval": {"prompt_level_strict_acc,none": 0.25, "inst_level_strict_acc,none": 0.375,
+                          "prompt_level_strict_acc_stderr,none": 0.02, "alias": "ifeval"}}
+    assert ifeval_scores(results) == {"ifeval.prompt_level_strict_acc": 0.25, "ifeval.inst_level_strict_acc": 0.375}
+    assert ifeval_scores({}) == {}

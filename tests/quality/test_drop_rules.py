@@ -107,3 +107,24 @@ def test_real_signals_trigger_the_rules():
 def test_drop_reason_names_are_listed_in_order():
     assert DROP_REASONS == ("too_short", "too_long", "empty_header", "all_caps_header", "nav_header",
                             "repetitive", "wrong_language", "mixed_language", "low_quality")
+
+
+def test_a_missing_signal_fires_no_rule_as_in_sql():
+    """A NULL signal (a row written before the signal existed) fires nothing, as in sql/segment_drops.sql; a rule of
+    several comparisons still fires on the one it can make (tests/sql/test_segment_drops.py holds the two equal)."""
+    assert drop_reason({**good_signals(), "lang_share": None}) is None
+    assert drop_reason({key: value for key, value in good_signals().items() if key != "lang_share"}) is None
+    assert drop_reason({**good_signals(), "lang": None}) is None
+    assert drop_reason({**good_signals(), "lang": None, "lang_score": 0.1}) == "wrong_language"
+    assert drop_reason({**good_signals(), "lang": "fr", "lang_score": None}) == "wrong_language"
+    assert drop_reason({**good_signals(), "mean_word_length": None, "stop_word_count": 0}) == "low_quality"
+    assert drop_reason({**good_signals(), "header_all_caps": None, "n_chars": None}) is None
+    assert drop_reason({}) is None
+
+
+def test_nan_compares_as_spark_compares_it():
+    """Spark orders NaN above every number: a NaN fails a maximum and passes a minimum."""
+    nan = float("nan")
+    assert drop_reason({**good_signals(), "repetition": nan}) == "repetitive"
+    assert drop_reason({**good_signals(), "lang_score": nan}) is None
+    assert drop_reason({**good_signals(), "mean_word_length": nan}) == "low_quality"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import augment, curate, evaluate, seed, train
+from humpback.stages import augment, curate, evaluate, seed, train
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     importlib.util.find_spec("vllm") is None,
@@ -69,9 +69,9 @@ def stores(spark, tmp_path_factory, embedded_model_dir):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         configure_mlflow(uri)
-        code, _, err = call(seed.main, ["--input", str(SEED_FILE), "--format", "jsonl", *argv])
+        code, _, err = call(seed.STAGE.main, ["--input", str(SEED_FILE), "--format", "jsonl", *argv])
         assert code == 0, err
-        code, _, err = call(train.main, ["--direction", "backward", "--dataset", "seed", "--alias", "myx",
+        code, _, err = call(train.STAGE.main, ["--direction", "backward", "--dataset", "seed", "--alias", "myx",
                                          "--base", EMBEDDED, "--max-steps", "1", "--skip-gate",
                                          "--set", "train.max_length=256", "--set", "train.batch_size=2", *argv])
         assert code == 0, err[-3000:]
@@ -87,7 +87,7 @@ def test_evaluate_answers_through_vllm_with_the_adapter_and_the_embedded_model(s
 
     from humpback.evaluation.alpaca import read_outputs
 
-    code, out, err = call(evaluate.main, [
+    code, out, err = call(evaluate.STAGE.main, [
         "--model", MYX, "--baseline", EMBEDDED, "--judge", EMBEDDED, "--judge-engine", "transformers", "--limit", "2",
         "--iteration", "1", "--set", "evaluate.max_new_tokens=16", "--set", "evaluate.judge_max_new_tokens=16",
         *VLLM, *stores["argv"]])
@@ -107,7 +107,7 @@ def test_evaluate_answers_through_vllm_with_the_adapter_and_the_embedded_model(s
 
 @pytest.fixture(scope="module")
 def augmented(stores):
-    code, out, err = call(augment.main, ["--model", MYX, *VLLM, *stores["argv"]])
+    code, out, err = call(augment.STAGE.main, ["--model", MYX, *VLLM, *stores["argv"]])
     assert code == 0, err[-3000:]
     return out
 
@@ -130,7 +130,7 @@ def test_augment_with_the_registry_adapter_through_spark(stores, augmented):
 
 @pytest.mark.parametrize("mode", ["generate", "logprob"])
 def test_curate_with_the_embedded_model_through_spark(stores, augmented, mode):
-    code, out, err = call(curate.main, ["--iteration", "1", "--scorer", EMBEDDED, "--backward-model", MYX,
+    code, out, err = call(curate.STAGE.main, ["--iteration", "1", "--scorer", EMBEDDED, "--backward-model", MYX,
                                         "--mode", mode, *VLLM, *stores["argv"]])
     assert code == 0, err[-3000:]
     ratings = stores["lakehouse"].read("ratings").where(f"mode = '{mode}'").collect()
@@ -154,7 +154,7 @@ def test_a_model_vllm_cannot_load_is_one_line_and_no_hung_worker(stores, tmp_pat
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"architectures": ["NoSuchModelForCausalLM"]}))
     auto = ["--set", "inference.engine=auto", "--set", "inference.vllm_min_rows=1", *VLLM[2:]]
-    code, out, err = call(augment.main, ["--model", str(folder), *auto, *stores["argv"]])
+    code, out, err = call(augment.STAGE.main, ["--model", str(folder), *auto, *stores["argv"]])
     lines = err.strip().splitlines()
     assert code != 0 and len(lines) == 1
     assert "vLLM cannot load" in lines[0] and "NoSuchModelForCausalLM" in lines[0]

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from humpback.stages import trainset
 from humpback.tables import table_frame
-from pipelines import trainset
 
 SEGMENTS = [("seg-a", "Cacti need gritty soil and little water.", None),
             ("seg-b", "Tides follow the moon.", None),
@@ -61,7 +61,7 @@ def materialized(spark, tmp_path_factory):
               "--eval-prompts", str(prompts), *SCORER_ARGS]
     versions = []
     for name, min_score in (("a5", 4.5), ("a5", 4.0), ("a4-keep", 4.0)):
-        assert trainset.main(["--name", name, "--iteration", "1", "--set", f"trainset.min_score={min_score}",
+        assert trainset.STAGE.main(["--name", name, "--iteration", "1", "--set", f"trainset.min_score={min_score}",
                               *common]) == 0
         versions.append(lakehouse.version("training_sets"))
     return lakehouse, versions, common
@@ -123,7 +123,7 @@ def test_rows_carry_the_scorer_mode_and_backward_model_that_chose_them(materiali
 
 def test_an_unknown_scorer_or_mode_lists_what_exists(materialized, capsys):
     lakehouse, _, common = materialized
-    assert trainset.main(["--name", "x", "--iteration", "1", "--mode", "logprob", *common]) == 2
+    assert trainset.STAGE.main(["--name", "x", "--iteration", "1", "--mode", "logprob", *common]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no ratings for mode logprob" in err
     assert f"--scorer {SCORER} --mode generate --backward-model myx (4 ratings)" in err
@@ -134,7 +134,7 @@ def test_an_empty_set_stops_before_writing(spark, tmp_path, mlflow_store, capsys
 
     lakehouse = Lakehouse(spark, str(tmp_path / "lakehouse"))
     write_inputs(spark, lakehouse, [])
-    code = trainset.main(["--name", "empty", "--iteration", "1", "--set", "trainset.min_score=6",
+    code = trainset.STAGE.main(["--name", "empty", "--iteration", "1", "--set", "trainset.min_score=6",
                           "--lakehouse", lakehouse.root, "--mlflow-uri", mlflow_store, *SCORER_ARGS])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
@@ -147,6 +147,70 @@ def test_an_empty_set_stops_before_writing(spark, tmp_path, mlflow_store, capsys
     (["--name", "a5", "--iteration", "1", "--set", "trainset.min_scor=4"], "trainset.min_scor: unknown setting"),
 ])
 def test_bad_arguments_are_one_line_errors(argv, message, tmp_path, capsys):
-    assert trainset.main([*argv, "--lakehouse", str(tmp_path / "none")]) == 2
+    try:  # a bad name is refused by the parser (SystemExit), an unknown setting by the runner (return code)
+        code = trainset.STAGE.main([*argv, "--lakehouse", str(tmp_path / "none")])
+    except SystemExit as exit:
+        code = exit.code
+    assert code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_a_set_from_rewritten_outputs_takes_the_usable_rewrites_and_counts_the_pairs_left_out(materialized, capsys):
+    """--output-source rewritten: a curated pair takes its output from its rewrite (status ok, no flag) by the
+    chosen rewriter under the current rewrite prompt; one with a flagged rewrite is left out, and counted."""
+    import mlflow
+    from delta.tables import DeltaTable
+
+    from humpback.prompts import REWRITE_TEMPLATE_VERSION
+
+    lakehouse, _, common = materialized
+    spark = lakehouse.spark
+    instructions = dict(CANDIDATES)
+
+    def rewrite(sid, output, rewriter="rw-model", flags=(), prompt_version=REWRITE_TEMPLATE_VERSION):
+        return {"segment_id": sid, "instruction_hash": hashlib.sha256(instructions[sid].encode()).hexdigest(),
+                "rewriter_model": rewriter, "prompt_version": prompt_version, "instruction": instructions[sid],
+                "output": output, "status": "ok", "flags": list(flags)}
+
+    lakehouse.write(table_frame(spark, "rewrites", [
+        rewrite("seg-a", "Plant a cactus in gritty soil and water it only when the soil is dry."),
+        rewrite("seg-a", "A rewrite under an older prompt.", prompt_version="0ld"),  # never used
+        rewrite("seg-b", "According to the text, the moon does it.", flags=["context_reference"]),
+        rewrite("seg-b", "The moon's pull raises the sea on the side of the Earth facing it.", rewriter="rw-other"),
+    ]), "rewrites")
+    argv = ["--name", "a4-rewritten", "--iteration", "1", "--set", "trainset.min_score=4.0", "--output-source",
+            "rewritten", *common]
+
+    # two rewriters: name one
+    assert trainset.STAGE.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--rewriter rw-model (2 rewrites); --rewriter rw-other (1 rewrites)" in err
+
+    assert trainset.STAGE.main([*argv, "--rewriter", "rw-model"]) == 0
+    out = capsys.readouterr().out
+    rows = lakehouse.read("training_sets").where("set_name = 'a4-rewritten'").collect()
+    # curated at 4.0: seg-a and seg-b (as in a4-keep); seg-b's rewrite is flagged, so it is left out
+    assert [(row.instruction, row.output) for row in rows if row.source == "augmented"] == [
+        ("How do I care for a cactus?", "Plant a cactus in gritty soil and water it only when the soil is dry.")]
+    assert sum(row.source == "seed" for row in rows) == 3
+    assert "1 of 2 curated pairs have a usable rewrite; 1 left out (1 flagged, 0 not rewritten" in out
+
+    run = mlflow.search_runs(experiment_names=["humpback"],
+                             filter_string="tags.`humpback.trainset` = 'a4-rewritten'").iloc[0]
+    assert run["params.trainset.output_source"] == "rewritten" and run["params.trainset.rewriter_model"] == "rw-model"
+    assert run["params.trainset.rewrite_prompt_version"] == REWRITE_TEMPLATE_VERSION
+    assert run["metrics.rewrites.left_out"] == 1 and run["metrics.rewrites.flagged"] == 1
+    assert run["metrics.rewrites.ok"] == 1 and run["metrics.augmented"] == 1
+    metadata = json.loads(DeltaTable.forPath(spark, lakehouse.path("training_sets")).history(1).first()["userMetadata"])
+    assert metadata["output_source"] == "rewritten" and metadata["rewriter_model"] == "rw-model"
+    assert metadata["rewrite_counts"] == {"ok": 1, "missing": 0, "error": 0, "flagged": 1, "decontaminated": 0}
+    assert set(metadata["sql_sha256"]) == {"curated_pairs.sql", "training_set.sql", "rewritten_pairs.sql"}
+    web = mlflow.search_runs(experiment_names=["humpback"], filter_string="tags.`humpback.trainset` = 'a4-keep'")
+    assert set(web["params.trainset.output_source"]) == {"web"}  # the default: the web texts, as in the paper
+
+    # the other rewriter's rewrite of seg-b is usable; seg-a has none by it
+    assert trainset.STAGE.main([*argv, "--rewriter", "rw-other"]) == 0
+    rows = lakehouse.read("training_sets").where("set_name = 'a4-rewritten' AND source = 'augmented'").collect()
+    assert [row.output for row in rows] == ["The moon's pull raises the sea on the side of the Earth facing it."]
+    assert "1 of 2 curated pairs have a usable rewrite; 1 left out (0 flagged, 1 not rewritten" in capsys.readouterr().out

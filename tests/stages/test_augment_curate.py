@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from pipelines import augment, curate
+from humpback.ids import pair_key
+from humpback.stages import augment, curate
 
 MODEL = "embedded:smollm2-135m-instruct"
 TEXTS = {
@@ -42,12 +43,11 @@ def stage_args(lakehouse, mlflow_store):
 
 def test_augment_writes_one_candidate_per_kept_segment_with_lineage(segments, mlflow_store, capsys):
     args = stage_args(segments, mlflow_store)
-    assert augment.main(["--model", MODEL, *args]) == 0
+    assert augment.STAGE.main(["--model", MODEL, *args]) == 0
     rows = {r.segment_id: r for r in segments.read("candidates").collect()}
     assert set(rows) == set(TEXTS)  # the dropped segment is not augmented
-    from humpback.prompts import BACKWARD_TEMPLATE_VERSION
-
     from humpback.inference.seeding import row_seed
+    from humpback.prompts import BACKWARD_TEMPLATE_VERSION
 
     for sid, row in rows.items():
         assert row.status == "ok" and row.error is None and row.instruction
@@ -66,25 +66,25 @@ def test_augment_writes_one_candidate_per_kept_segment_with_lineage(segments, ml
     assert "5/5 rows (100%)" in out and "candidates by status" in out
     assert "instruction diversity: distinct first 3 words" in out and "hit the token budget" in out
 
-    assert augment.main(["--model", MODEL, *args]) == 0  # a rerun skips finished keys
+    assert augment.STAGE.main(["--model", MODEL, *args]) == 0  # a rerun skips finished keys
     assert segments.read("candidates").count() == 5
     assert "nothing to do" in capsys.readouterr().out
 
 
 def test_a_killed_job_resumes_with_no_duplicates_and_no_gaps(segments, mlflow_store, capsys):
     args = stage_args(segments, mlflow_store)
-    assert augment.main(["--model", MODEL, *args, *TWO_CHUNKS, "--set", "inference.fail_after_rows=1"]) == 1
+    assert augment.STAGE.main(["--model", MODEL, *args, *TWO_CHUNKS, "--set", "inference.fail_after_rows=1"]) == 1
     assert "injected failure" in capsys.readouterr().err
     partial = [r.segment_id for r in segments.read("candidates").collect()]
     assert 0 < len(partial) < 5 and len(set(partial)) == len(partial)
-    assert augment.main(["--model", MODEL, *args, *TWO_CHUNKS]) == 0
+    assert augment.STAGE.main(["--model", MODEL, *args, *TWO_CHUNKS]) == 0
     final = [r.segment_id for r in segments.read("candidates").collect()]
     assert sorted(final) == sorted(TEXTS)
 
 
 def test_a_row_the_engine_cannot_take_is_an_error_and_the_job_goes_on(segments, mlflow_store):
     args = stage_args(segments, mlflow_store)
-    assert augment.main(["--model", MODEL, *args, "--set", "inference.max_prompt_tokens=120"]) == 0
+    assert augment.STAGE.main(["--model", MODEL, *args, "--set", "inference.max_prompt_tokens=120"]) == 0
     rows = {r.segment_id: r for r in segments.read("candidates").collect()}
     assert rows["s1"].status == "error" and "too long" in rows["s1"].error  # the longest prompt
     assert rows["s5"].status == "ok"
@@ -99,7 +99,7 @@ def candidates(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("rating")
     lakehouse = write_segments(spark, Lakehouse(spark, str(root / "lakehouse")))
     uri = configure_mlflow(f"sqlite:///{root / 'mlflow.db'}")
-    assert augment.main(["--model", MODEL, *stage_args(lakehouse, uri)]) == 0
+    assert augment.STAGE.main(["--model", MODEL, *stage_args(lakehouse, uri)]) == 0
     return lakehouse, uri
 
 
@@ -107,7 +107,7 @@ def test_logprob_rating_stores_probabilities_and_their_expected_value(candidates
     lakehouse, uri = candidates
     args = ["--iteration", "1", "--scorer", MODEL, "--backward-model", MODEL, "--mode", "logprob",
             *stage_args(lakehouse, uri)]
-    assert curate.main(args) == 0
+    assert curate.STAGE.main(args) == 0
     ratings = lakehouse.read("ratings").where("mode = 'logprob'").collect()
     assert len(ratings) == 5
     for rating in ratings:
@@ -115,7 +115,7 @@ def test_logprob_rating_stores_probabilities_and_their_expected_value(candidates
         assert set(probs) == {"1", "2", "3", "4", "5"} and abs(sum(probs.values()) - 1.0) < 1e-3
         assert rating.score == pytest.approx(sum(int(k) * v for k, v in probs.items()), abs=1e-6)
         assert rating.parse_status == "ok" and rating.mode == "logprob" and rating.iteration == 1
-    assert curate.main(args) == 0  # rerun adds nothing
+    assert curate.STAGE.main(args) == 0  # rerun adds nothing
     assert lakehouse.read("ratings").where("mode = 'logprob'").count() == 5
 
 
@@ -125,11 +125,11 @@ def test_generate_rating_parses_only_the_model_continuation(candidates, capsys):
     lakehouse, uri = candidates
     args = ["--iteration", "1", "--scorer", MODEL, "--backward-model", MODEL, "--mode", "generate",
             *stage_args(lakehouse, uri)]
-    assert curate.main(args) == 0
+    assert curate.STAGE.main(args) == 0
     ratings = {r.segment_id: r for r in lakehouse.read("ratings").where("mode = 'generate'").collect()}
     assert all(r.parse_status == "ok" and 1 <= r.score <= 5 for r in ratings.values())
     for rating in ratings.values():  # each pair's own seed, recorded
-        assert rating.seed == row_seed(0, curate.pair_key(rating.segment_id, rating.instruction_hash))
+        assert rating.seed == row_seed(0, pair_key(rating.segment_id, rating.instruction_hash))
         assert json.loads(rating.sampling)["seed"] == rating.seed
     assert all(r.score_source in ("parsed", "constrained") for r in ratings.values())
     # The self-rating segment's "Score: 5" is in the prompt, never in the rationale the parser read.
@@ -144,19 +144,19 @@ def test_a_new_instruction_for_a_rated_segment_is_rated_too(candidates):
     lakehouse, uri = candidates
     args = ["--iteration", "1", "--scorer", MODEL, "--backward-model", MODEL, "--mode", "logprob",
             *stage_args(lakehouse, uri)]
-    assert curate.main(args) == 0
+    assert curate.STAGE.main(args) == 0
     before = lakehouse.read("ratings").where("mode = 'logprob'").count()
     new = "How long should I boil an egg for a soft yolk?"
     DeltaTable.forPath(lakehouse.spark, lakehouse.path("candidates")).update(
         "segment_id = 's1'", {"instruction": f"'{new}'", "instruction_hash": f"sha2('{new}', 256)"})
-    assert curate.main(args) == 0
+    assert curate.STAGE.main(args) == 0
     s1 = lakehouse.read("ratings").where("mode = 'logprob' AND segment_id = 's1'").collect()
     assert lakehouse.read("ratings").where("mode = 'logprob'").count() == before + 1
     assert len({row.instruction_hash for row in s1}) == 2  # the old pair's rating stays, the new pair has its own
 
 
 def test_trainset_refuses_mixed_scorers_and_modes_then_uses_the_one_named(candidates, embedded_model_dir, capsys):
-    from pipelines import trainset
+    from humpback.stages import trainset
 
     lakehouse, uri = candidates
     lakehouse.write(lakehouse.spark.createDataFrame(
@@ -164,18 +164,18 @@ def test_trainset_refuses_mixed_scorers_and_modes_then_uses_the_one_named(candid
         "example_id string, instruction string, output string, split string"), "seed", mode="overwrite")
     other_scorer = str(embedded_model_dir)  # the same weights under another reference: a second scorer
     for scorer in (MODEL, other_scorer):
-        assert curate.main(["--iteration", "1", "--scorer", scorer, "--backward-model", MODEL, "--mode", "logprob",
+        assert curate.STAGE.main(["--iteration", "1", "--scorer", scorer, "--backward-model", MODEL, "--mode", "logprob",
                             *stage_args(lakehouse, uri)]) == 0
     capsys.readouterr()
     common = ["--name", "mixed", "--iteration", "1", "--backward-model", MODEL, "--set", "trainset.min_score=1",
               "--set", "trainset.max_eval_overlap=1.01", *stage_args(lakehouse, uri)]
-    assert trainset.main(common) == 2
+    assert trainset.STAGE.main(common) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "name one with" in err
     assert err.count("--scorer ") >= 2 and "--mode logprob" in err
     assert not lakehouse.exists("training_sets")
 
-    assert trainset.main([*common, "--scorer", other_scorer, "--mode", "logprob"]) == 0
+    assert trainset.STAGE.main([*common, "--scorer", other_scorer, "--mode", "logprob"]) == 0
     chosen = lakehouse.read("training_sets").where("set_name = 'mixed'")
     pinned_other = {row.scorer_model for row in chosen.select("scorer_model").distinct().collect()}
     assert len(pinned_other) == 1 and pinned_other.pop().startswith(other_scorer + "#")
@@ -226,7 +226,7 @@ def test_generate_samples_without_a_score_line_get_a_guided_score_in_one_batched
     rows = [{"segment_id": sid, "instruction": "Explain this.", "instruction_hash": "h", "text": text}
             for sid, text in TEXTS.items()]
     # Four new tokens are too few for reasoning and a score line: every sample needs the guided step.
-    handler = curate.generate_handler({"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 4, "seed": 0, "n": 2},
+    handler = curate.generate_task({"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 4, "seed": 0, "n": 2},
                                       {"iteration": 1, "mode": "generate"})
     out = handler(rows, engine)
     engine.close()

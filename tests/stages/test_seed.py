@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import seed
+from humpback.stages import seed
 
 SEED_FILE = Path(__file__).resolve().parents[2] / "data" / "sample" / "seed.jsonl"
 
@@ -58,11 +58,11 @@ def stores(spark, tmp_path_factory):
 
 
 def run_seed(stores, *args, lakehouse=None):
-    """seed.main in this process (it reuses the session's Spark): (exit code, stdout, stderr)."""
+    """seed.STAGE.main in this process (it reuses the session's Spark): (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     root = lakehouse or stores["lakehouse"].root
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = seed.main([*args, "--lakehouse", root, "--mlflow-uri", stores["mlflow_uri"]])
+        code = seed.STAGE.main([*args, "--lakehouse", root, "--mlflow-uri", stores["mlflow_uri"]])
     return code, out.getvalue(), err.getvalue()
 
 
@@ -118,7 +118,7 @@ def test_oasst1_message_table_is_detected_and_selects_the_same_pair(tmp_path, su
         pq.write_table(pa.Table.from_pylist(_flat_messages()), path)
     else:
         path.write_text("".join(json.dumps(message, ensure_ascii=False) + "\n" for message in _flat_messages()))
-    args = seed.build_parser().parse_args(["--input", str(path), "--format", "oasst1"])
+    args = seed.STAGE.parser().parse_args(["--input", str(path), "--format", "oasst1"])
     rows, rejects = seed.parse_records(args, {})
     assert [(r["instruction"], r["output"], r["source"]) for r in rows] == [
         ("What is a tuple?", "An immutable sequence.", f"{path}:r1b")]

@@ -1,8 +1,8 @@
 """`humpback ingest` as a Spark job: good records kept around bad ones, every bad one a reject, reruns idempotent."""
 import pytest
-
-from pipelines import ingest
 from warc_fixtures import gzip_member, page_html, response_record, warcinfo_record
+
+from humpback.stages import ingest
 
 
 def damaged_member(record: bytes) -> bytes:
@@ -32,7 +32,7 @@ def corpus(tmp_path_factory):
 
 def run_ingest(corpus, lakehouse, mlflow_store, *patterns):
     args = [arg for pattern in patterns for arg in ("--input", str(corpus / pattern))]
-    return ingest.main([*args, "--lakehouse", lakehouse.root, "--mlflow-uri", mlflow_store])
+    return ingest.STAGE.main([*args, "--lakehouse", lakehouse.root, "--mlflow-uri", mlflow_store])
 
 
 def test_good_records_around_bad_ones_are_kept_and_bad_ones_rejected(corpus, lakehouse, mlflow_store, capsys):
@@ -105,7 +105,7 @@ def test_wholly_wrong_input_fails_in_one_line_pointing_at_rejects(tmp_path, lake
 
 def test_an_empty_file_beside_good_ones_is_recorded(corpus, lakehouse, mlflow_store, tmp_path):
     (tmp_path / "empty.warc.gz").write_bytes(b"")
-    assert ingest.main(["--input", str(corpus / "b.warc.gz"), "--input", str(tmp_path / "empty.warc.gz"),
+    assert ingest.STAGE.main(["--input", str(corpus / "b.warc.gz"), "--input", str(tmp_path / "empty.warc.gz"),
                         "--lakehouse", lakehouse.root, "--mlflow-uri", mlflow_store]) == 0
     assert [row.reason for row in lakehouse.read("rejects").collect()] == ["empty_file"]
     assert lakehouse.read("pages").count() == 2

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from humpback.config import load_config
-from pipelines import seed, train
+from humpback.stages import seed, train
 
 SEED_FILE = Path(__file__).resolve().parents[2] / "data" / "sample" / "seed.jsonl"
 TRAIN_SETTINGS = ["--max-steps", "2", "--set", "train.max_length=256", "--set", "train.batch_size=2",
@@ -59,14 +59,14 @@ def trained(spark, tmp_path_factory, tiny_base, embedded_model_dir):
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.setenv("HUMPBACK_MODELS", str(models))
         configure_mlflow(uri)
-        code, _, err = call(seed.main, ["--input", str(SEED_FILE), "--format", "jsonl", *stores])
+        code, _, err = call(seed.STAGE.main, ["--input", str(SEED_FILE), "--format", "jsonl", *stores])
         assert code == 0, err
         outputs = {}
         for direction, alias, extra in (("backward", "myx", []), ("forward", "m0", []),
                                         ("forward", "full", ["--full-finetune"])):
             argv = ["--direction", direction, "--dataset", "seed", "--alias", alias, "--base", str(tiny_base),
                     *TRAIN_SETTINGS, *extra, *stores]
-            code, out, err = call(train.main, argv)
+            code, out, err = call(train.STAGE.main, argv)
             assert code == 0, err[-3000:]
             outputs[alias] = out + err
         yield {"lakehouse": Lakehouse(spark, str(root / "lakehouse")), "stores": stores, "outputs": outputs}
@@ -138,6 +138,45 @@ def test_backward_gate_metrics_are_logged_and_printed(trained):
     assert "gate.rougeL_f" not in _run("m0").data.metrics
 
 
+def test_trained_models_are_logged_models_with_their_dataset(trained):
+    """Each model is a LoggedModel: its run's output, with the run's parameters, its training metrics on the
+    training set (the UI's "Datasets used"), its files, the registered version made from it."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from humpback.prompts import BACKWARD_TEMPLATE_VERSION
+    from humpback.tracking import CONTENT_HASH_TAG, PROMPT_NAMES, linked_prompts, logged_model_id
+
+    client = MlflowClient()
+    for name, alias in (("humpback-backward", "myx"), ("humpback-forward", "m0"), ("humpback-forward", "full")):
+        version, run = _version(name, alias), _run(alias)
+        model_id = logged_model_id(version)
+        assert version.source == f"models:/{model_id}"
+        model = client.get_logged_model(model_id)
+        assert (model.name, model.status, model.source_run_id) == (f"{name}-{alias}", "READY", run.info.run_id)
+        assert model.model_type == ("backward" if alias == "myx" else "forward")
+        assert model.params.items() <= run.data.params.items()  # the run's own, less the stage's settings.*
+        assert model.params["dataset.sha256"] == version.tags["dataset.sha256"] and "train.max_steps" in model.params
+        assert model.tags["dataset.sha256"] == version.tags["dataset.sha256"] and model.tags["humpback.alias"] == alias
+        assert {"name": name, "version": int(version.version)} in json.loads(model.tags["mlflow.modelVersions"])
+        assert [output.model_id for output in run.outputs.model_outputs] == [model_id]
+        [dataset_input] = run.inputs.dataset_inputs  # the training set, once
+        on_dataset = {metric.key for metric in model.metrics
+                      if (metric.dataset_name, metric.dataset_digest) == (dataset_input.dataset.name,
+                                                                          dataset_input.dataset.digest)}
+        assert on_dataset == {"train_tokens_per_second", "tokens_seen", "steps", "final_loss"}
+        assert "humpback_model.json" in {item.path for item in client.list_logged_model_artifacts(model_id)}
+    backward = client.get_logged_model(logged_model_id(_version("humpback-backward", "myx")))
+    assert {metric.key for metric in backward.metrics} >= {"gate.rougeL_f", "gate.echo_share", "gate.n"}
+    # the backward model trains on the backward prompt: its run and the model link the registered version
+    [(prompt, prompt_version)] = linked_prompts(_run("myx").info.run_id)
+    assert prompt == PROMPT_NAMES["backward"]
+    assert client.get_prompt_version(prompt, prompt_version).tags[CONTENT_HASH_TAG] == BACKWARD_TEMPLATE_VERSION
+    assert json.loads(backward.tags["mlflow.linkedPrompts"]) == [{"name": prompt, "version": prompt_version}]
+    assert linked_prompts(_run("m0").info.run_id) == []
+
+
 def test_the_gate_prints_progress_after_each_batch(trained):
     lines = [line for line in trained["outputs"]["myx"].splitlines() if re.match(r"gate: \d+/", line)]
     assert [line.split(" (")[0] for line in lines] == ["gate: 2/4 examples", "gate: 4/4 examples"]
@@ -204,7 +243,7 @@ def test_unknown_or_empty_dataset_fails_in_one_line_before_loading_a_model(train
              "a5@v7": "`training_sets` has versions 0..1, not 7",
              "a5@latest": "--dataset 'a5@latest': the version after @ must be a number, e.g. a5@3"}
     for dataset, message in cases.items():
-        code, out, err = call(train.main, ["--direction", "forward", "--dataset", dataset, "--alias", "m1",
+        code, out, err = call(train.STAGE.main, ["--direction", "forward", "--dataset", dataset, "--alias", "m1",
                                            *trained["stores"]])
         assert (code, out, err) == (2, "", f"humpback train: error: {message}\n")
 
@@ -297,9 +336,9 @@ def test_training_reads_the_seed_as_it_is_after_a_replace(spark, tmp_path, tiny_
                                  ("What is an sdist?", "A source archive.")])):
         files[name] = tmp_path / f"{name}.jsonl"
         files[name].write_text("".join(json.dumps({"instruction": q, "output": a}) + "\n" for q, a in pairs))
-    assert call(seed.main, ["--input", str(files["old"]), "--format", "jsonl", *stores])[0] == 0
-    assert call(seed.main, ["--input", str(files["new"]), "--format", "jsonl", "--replace", *stores])[0] == 0
-    code, out, err = call(train.main, ["--direction", "forward", "--dataset", "seed", "--alias", "m0", "--base",
+    assert call(seed.STAGE.main, ["--input", str(files["old"]), "--format", "jsonl", *stores])[0] == 0
+    assert call(seed.STAGE.main, ["--input", str(files["new"]), "--format", "jsonl", "--replace", *stores])[0] == 0
+    code, out, err = call(train.STAGE.main, ["--direction", "forward", "--dataset", "seed", "--alias", "m0", "--base",
                                        str(tiny_base), "--max-steps", "1", "--set", "train.max_length=64",
                                        "--set", "train.batch_size=1", *stores])
     assert code == 0, err[-3000:]
@@ -325,7 +364,7 @@ def test_an_alias_the_registry_refuses_fails_before_any_work(spark, tmp_path, ow
     monkeypatch.setattr(humpback.models, "load_model", no_model)
     monkeypatch.setattr(humpback.models, "resolve_model", no_model)
     _seed_table(spark, Lakehouse(spark, str(tmp_path / "lakehouse")), 6)
-    code, out, err = call(train.main, ["--direction", "forward", "--dataset", "seed", "--alias", alias,
+    code, out, err = call(train.STAGE.main, ["--direction", "forward", "--dataset", "seed", "--alias", alias,
                                        "--lakehouse", str(tmp_path / "lakehouse"), "--mlflow-uri", own_mlflow_store])
     assert code == 2 and out == "", err
     assert err.count("\n") == 1 and err.startswith(f"humpback train: error: --alias {alias!r}") and reason in err, err
@@ -347,8 +386,8 @@ def test_an_unreachable_registry_fails_before_any_work(spark, tmp_path, own_mlfl
     monkeypatch.setattr(humpback.models, "resolve_model", no_model)
     _seed_table(spark, Lakehouse(spark, str(tmp_path / "lakehouse")), 6)
     started = time.monotonic()
-    code, out, err = call(train.main, ["--direction", "forward", "--dataset", "seed", "--alias", "m0",
+    code, out, err = call(train.STAGE.main, ["--direction", "forward", "--dataset", "seed", "--alias", "m0",
                                        "--lakehouse", str(tmp_path / "lakehouse"),
                                        "--mlflow-uri", "http://127.0.0.1:9"])  # nothing listens on port 9
     assert code == 2 and err.count("\n") == 1, err
-    assert "registry at http://127.0.0.1:9 cannot be reached" in err and time.monotonic() - started < 60
+    assert "at http://127.0.0.1:9 cannot be reached" in err and time.monotonic() - started < 60

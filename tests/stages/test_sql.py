@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import sql
+from humpback.stages import sql
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -20,7 +22,7 @@ def letters(spark, lakehouse):
 
 
 def run_sql(lakehouse, capsys, *args):
-    code = sql.main([*args, "--lakehouse", lakehouse.root])
+    code = sql.STAGE.main([*args, "--lakehouse", lakehouse.root])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -115,7 +117,7 @@ def test_spark_submit_master_is_respected(tmp_path):
     env = dict(os.environ, SPARK_HOME=str(Path(pyspark.__file__).parent), PYSPARK_PYTHON=sys.executable,
                SPARK_MASTER="local[2]")
     result = subprocess.run([str(spark_submit), "--master", "local[1]", "--jars", ",".join(delta_jars()),
-                             str(Path(sql.__file__)), "SET spark.master", "--format", "jsonl",
+                             str(REPO / "pipelines" / "sql.py"), "SET spark.master", "--format", "jsonl",
                              "--lakehouse", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"key": "spark.master", "value": "local[1]"}

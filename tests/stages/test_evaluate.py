@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import evaluate
+from humpback.stages import evaluate
 
 EMBEDDED = "embedded:smollm2-135m-instruct"
 
@@ -27,7 +27,7 @@ def evaluation(spark, tmp_path_factory, embedded_model_dir):
             "--mlflow-uri", configure_mlflow(f"sqlite:///{root / 'mlflow.db'}")]
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert evaluate.main(argv) == 0
+        assert evaluate.STAGE.main(argv) == 0
     return lakehouse, out.getvalue()
 
 
@@ -66,6 +66,31 @@ def test_evaluate_logs_metrics_and_alpaca_eval_files_to_mlflow(evaluated):
     assert run.data.metrics["model_truncated"] == row.model_truncated
 
 
+def test_evaluations_store_mean_lengths_and_a_length_controlled_win_rate(evaluation):
+    import mlflow
+
+    from humpback.evaluation.length_control import length_controlled_win_rate
+
+    evaluated, out = evaluation
+    (row,) = evaluated.read("evaluations").collect()
+    folder = mlflow.artifacts.download_artifacts(run_id=row.mlflow_run_id, artifact_path="evaluation")
+    judgments = [json.loads(line) for line in Path(folder, "judgments.jsonl").read_text().splitlines()]
+    # refitted from the stored judgments: the outcomes and both answers' lengths in characters
+    expected = length_controlled_win_rate([j["outcome"] for j in judgments],
+                                          [len(j["model_output"]) for j in judgments],
+                                          [len(j["baseline_output"]) for j in judgments])
+    assert row.lc_win_rate == pytest.approx(expected.lc_win_rate) and 0.0 <= row.lc_win_rate <= 1.0
+    assert row.lc_length_coef == pytest.approx(expected.length_coef)
+    assert row.model_mean_length == pytest.approx(expected.mean_model_length) and row.model_mean_length > 0
+    assert row.baseline_mean_length == pytest.approx(expected.mean_baseline_length) and row.baseline_mean_length > 0
+    metrics = mlflow.get_run(row.mlflow_run_id).data.metrics
+    assert metrics["lc_win_rate"] == pytest.approx(row.lc_win_rate)
+    assert metrics["model_mean_length"] == pytest.approx(row.model_mean_length)
+    assert f"length-controlled win rate {100 * row.lc_win_rate:.1f}%" in out
+    # the per-iteration plot (raw and length-controlled) is logged beside the files
+    assert Path(folder, "win_rate_per_iteration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_answers_and_judgments_print_progress_with_an_eta(evaluation):
     for what in ("model answers): 3/3 prompts", "baseline answers): 3/3 prompts", "judge): 3/3 pairs"):
         assert re.search(rf"^evaluate \({re.escape(what)} \(100%\), \d+ tokens/s \(\d+ generated/s\), "
@@ -84,7 +109,7 @@ class CountingEcho:
 def test_work_runs_in_whole_batches_with_a_line_after_each(capsys):
     from humpback.inference.base import Request, Sampling
 
-    def echo(engine, chunk):
+    def echo(chunk, engine):
         return [g.texts[0] for g in engine.generate([Request(({"role": "user", "content": t},)) for t in chunk],
                                                     Sampling())]
 
@@ -109,7 +134,7 @@ def test_answers_are_seeded_per_prompt():
 def test_a_prompt_file_in_the_wrong_format_names_the_expected_fields(tmp_path, capsys):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text(json.dumps({"question": "What is rain?"}) + "\n")
-    assert evaluate.main(["--model", EMBEDDED, "--prompts", str(prompts), "--lakehouse", str(tmp_path / "l")]) == 2
+    assert evaluate.STAGE.main(["--model", EMBEDDED, "--prompts", str(prompts), "--lakehouse", str(tmp_path / "l")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "line 1: no 'instruction' text; expected a JSON list or JSONL of objects with an 'instruction' field" in err
@@ -123,7 +148,7 @@ def test_a_missing_alias_names_the_aliases_that_exist(tmp_path, mlflow_store, ca
     (folder / "config.json").write_text("{}")
     with start_run("register", {}):
         register_model_dir(folder, "humpback-forward", "m0")
-    code = evaluate.main(["--model", "models:/humpback-forward@m7", "--lakehouse", str(tmp_path / "l"),
+    code = evaluate.STAGE.main(["--model", "models:/humpback-forward@m7", "--lakehouse", str(tmp_path / "l"),
                           "--mlflow-uri", mlflow_store])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1

@@ -1,0 +1,9 @@
+"""`humpback rewrite` as a job for spark-submit; the stage is declared, with its logic, in humpback/stages/rewrite.py."""
+import sys
+
+from humpback.stages.rewrite import STAGE
+
+main = STAGE.main
+
+if __name__ == "__main__":
+    sys.exit(main())
