@@ -6,14 +6,19 @@ words", "no commas") through its chat template, greedily, and the answers are ch
 accuracy per prompt and per instruction. lm-eval is the optional extra `eval` (`pip install 'humpback[eval]'`, with
 lm-eval's own `ifeval` extra: langdetect, immutabledict, nltk). Nothing is ever downloaded: Hugging Face datasets
 and hub run offline, a benchmark whose data is not already in the local cache is skipped, and IFEval also needs
-NLTK's `punkt_tab` tokenizer data installed beforehand (lm-eval would otherwise fetch it when the task loads). Each
-reason to skip is one printed line.
+NLTK's `punkt_tab` tokenizer data installed beforehand (lm-eval would otherwise fetch it when the task loads). IFEval's
+541 prompts can also come from a local JSONL file (`[evaluate] ifeval_data`: google-research's `input_data.jsonl` or
+google/IFEval's `ifeval_input_data.jsonl`); lm-eval's own `ifeval` task then runs on that file, unchanged otherwise.
+Each reason to skip is one printed line.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 # our benchmark name -> lm-eval task name
@@ -73,9 +78,20 @@ IFEVAL_MODULES = ("langdetect", "immutabledict", "nltk")  # lm-eval's `ifeval` e
 NLTK_PUNKT = "tokenizers/punkt_tab"  # what lm-eval's IFEval checks for, and downloads when missing
 
 
-def ifeval_scores(results: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+LOCAL_IFEVAL_TASK = "ifeval_local"  # lm-eval's ifeval task on a local file, under its own name
+
+
+def local_ifeval_task_yaml(ifeval_yaml: Path, data_file: Path) -> str:
+    """A task config that includes lm-eval's `ifeval.yaml` (prompts, generation settings, rule checks) and only
+    swaps its Hugging Face dataset for the local JSONL file."""
+    return "\n".join([f"include: {json.dumps(str(ifeval_yaml))}", f"task: {LOCAL_IFEVAL_TASK}",
+                       "dataset_path: json", "dataset_name: null", "dataset_kwargs:", "  data_files:",
+                       f"    train: {json.dumps(str(data_file))}", ""])
+
+
+def ifeval_scores(results: Mapping[str, Mapping[str, Any]], task: str = IFEVAL_TASK) -> dict[str, float]:
     """{'ifeval.prompt_level_strict_acc': ..., ...} from lm-eval's results['results']."""
-    task_results = results.get(IFEVAL_TASK, {})
+    task_results = results.get(task, {})
     return {f"ifeval.{metric}": float(task_results[f"{metric},none"]) for metric in IFEVAL_METRICS
             if isinstance(task_results.get(f"{metric},none"), (int, float))}
 
@@ -111,32 +127,52 @@ def ifeval_unavailable() -> str | None:
     return None
 
 
-def run_ifeval(model_ref: str, batch_size: int = 8, limit: int | None = None, max_gen_toks: int | None = None,
-               say: Callable[[str], None] = print) -> dict[str, float]:
+def first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def run_ifeval(model_ref: str, data_file: str | Path | None = None, batch_size: int = 8, limit: int | None = None,
+               max_gen_toks: int | None = None, say: Callable[[str], None] = print) -> dict[str, float]:
     """IFEval's four accuracies through the model's chat template; {} (after one line saying why) when lm-eval,
-    its ifeval extra, NLTK's punkt_tab data or the task's data is not available locally."""
+    its ifeval extra, NLTK's punkt_tab data or the prompts are not available locally. The prompts come from
+    `data_file` when given, else from lm-eval's `ifeval` task in the local Hugging Face cache."""
     reason = ifeval_unavailable()
+    if reason is None and data_file and not Path(data_file).is_file():
+        reason = f"no IFEval prompts file at {data_file} ([evaluate] ifeval_data)"
     if reason is not None:
         say(f"ifeval: {reason}; skipping")
         return {}
     force_offline()
+    import lm_eval
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
     from humpback.models import load_model
 
-    try:
-        TaskManager().load_task_or_group([IFEVAL_TASK])
-    except Exception:  # noqa: BLE001 - any failure to load offline means the data is not here
-        say("ifeval: task data not in the local Hugging Face cache (offline); skipping")
-        return {}
-    tokenizer, model = load_model(model_ref)
-    language_model = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
-    output = simple_evaluate(model=language_model, tasks=[IFEVAL_TASK], num_fewshot=0, limit=limit,
-                             apply_chat_template=True,
-                             gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks else None)
-    return ifeval_scores(output["results"])
+    with tempfile.TemporaryDirectory(prefix="humpback-ifeval-") as task_dir:
+        if data_file:
+            ifeval_yaml = Path(lm_eval.__file__).parent / "tasks" / "ifeval" / "ifeval.yaml"
+            Path(task_dir, f"{LOCAL_IFEVAL_TASK}.yaml").write_text(
+                local_ifeval_task_yaml(ifeval_yaml, Path(data_file).resolve()))
+            task_manager, task = TaskManager(include_path=task_dir), LOCAL_IFEVAL_TASK
+        else:
+            task_manager, task = TaskManager(), IFEVAL_TASK
+        try:
+            task_manager.load_task_or_group([task])
+        except Exception as error:  # noqa: BLE001 - any failure to load offline means the data is not here
+            if data_file:
+                say(f"ifeval: {data_file} did not load as IFEval prompts ({first_line(error)}); skipping")
+            else:
+                say("ifeval: task data not in the local Hugging Face cache (offline; or set [evaluate] ifeval_data); "
+                    "skipping")
+            return {}
+        tokenizer, model = load_model(model_ref)
+        language_model = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+        output = simple_evaluate(model=language_model, tasks=[task], task_manager=task_manager, num_fewshot=0,
+                                 limit=limit, apply_chat_template=True,
+                                 gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks else None)
+    return ifeval_scores(output["results"], task)
 
 
 def run_benchmarks(model_ref: str, benchmarks: Iterable[str] = tuple(PAPER_BENCHMARKS), batch_size: int = 8,

@@ -51,16 +51,18 @@ def options(parser: argparse.ArgumentParser) -> None:
                         help="the model's iteration, recorded with the result (default: K from an alias @mK)")
     parser.add_argument("--benchmarks", action="store_true",
                         help="also run lm-eval on siqa, piqa, arc_easy, arc_challenge, openbookqa, mmlu and ifeval "
-                             "(needs the `eval` extra and locally cached task data; a benchmark without its data is "
-                             "skipped with one line)")
+                             "(needs the `eval` extra and locally cached task data, or evaluate.ifeval_data for "
+                             "IFEval; a benchmark without its data is skipped with one line)")
 
 
 def evaluate_settings(config: dict) -> dict[str, Any]:
     values = dict(config["evaluate"])  # conf/defaults.toml [evaluate]; keys and types checked by load_config
     for key in ("temperature", "top_p"):
         values[key] = float(values[key])
-    for key in ("max_new_tokens", "seed", "judge_max_new_tokens"):
+    for key in ("max_new_tokens", "seed", "judge_max_new_tokens", "benchmark_limit"):
         values[key] = int(values[key])
+    if values["benchmark_limit"] < 0:
+        raise StageError("evaluate.benchmark_limit must be 0 (all) or more")
     return values
 
 
@@ -240,11 +242,12 @@ def run(ctx: Context, args: argparse.Namespace) -> None:
         "model_truncated": truncated["model"], "baseline_truncated": truncated["baseline"],
         **length_columns(controlled),
     }
-    record_and_log(ctx, record, settings, outputs, judgments, failed, run_benchmarks=args.benchmarks)
+    record_and_log(ctx, record, settings, outputs, judgments, failed)
+    if args.benchmarks:
+        log_benchmarks(record, settings)
 
 
-def record_and_log(ctx: Context, record: dict, settings: dict, outputs: dict, judgments: list, failed: dict,
-                   run_benchmarks: bool) -> None:
+def record_and_log(ctx: Context, record: dict, settings: dict, outputs: dict, judgments: list, failed: dict) -> None:
     """Into the stage's MLflow run: parameters, metrics, the AlpacaEval files and the judgments; then the
     `evaluations` row."""
     import tempfile
@@ -279,8 +282,6 @@ def record_and_log(ctx: Context, record: dict, settings: dict, outputs: dict, ju
         store(ctx, record)
         log_win_rate_plot(ctx, record["baseline"], folder / "win_rate_per_iteration.png")
     print_summary(record, failed)
-    if run_benchmarks:
-        log_benchmarks(record)
 
 
 def log_win_rate_plot(ctx: Context, baseline: str, path: Path) -> None:
@@ -334,18 +335,20 @@ def print_summary(record: dict, failed: dict) -> None:
           f"baseline {record['baseline_truncated']} of {record['n_prompts']}")
 
 
-def log_benchmarks(record: dict) -> None:
-    import mlflow
-
+def log_benchmarks(record: dict, settings: dict) -> None:
+    """lm-eval's scores, as `benchmark.<name>` metrics of the run and of the evaluated model."""
     from humpback.evaluation.lm_eval import run_benchmarks, run_ifeval
+    from humpback.tracking import log_model_metrics
 
     if record["engine"] == "openai":
         print("benchmarks: lm-eval needs the model's weights; skipped for a served (openai) model")
         return
-    scores = run_benchmarks(record["model"])
-    scores.update(run_ifeval(record["model"]))
+    limit = settings["benchmark_limit"] or None
+    scores = run_benchmarks(record["model"], limit=limit)
+    scores.update(run_ifeval(record["model"], data_file=settings["ifeval_data"] or None, limit=limit))
     if scores:
-        mlflow.log_metrics({f"benchmark.{name}": value for name, value in scores.items()})
+        log_model_metrics(record["model_pinned"], {f"benchmark.{name}": value for name, value in scores.items()},
+                          step=record["iteration"] or 0)
         print("benchmarks: " + ", ".join(f"{name} {value:.3f}" for name, value in sorted(scores.items())))
 
 

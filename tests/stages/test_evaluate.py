@@ -23,7 +23,7 @@ def evaluation(spark, tmp_path_factory, embedded_model_dir):
     lakehouse = Lakehouse(spark, str(root / "lakehouse"))
     argv = ["--model", EMBEDDED, "--baseline", EMBEDDED, "--judge", EMBEDDED, "--limit", "3", "--iteration", "1",
             "--engine", "transformers", "--set", "evaluate.max_new_tokens=24",
-            "--set", "evaluate.judge_max_new_tokens=24", "--lakehouse", lakehouse.root,
+            "--set", "evaluate.judge_max_new_tokens=24", "--benchmarks", "--lakehouse", lakehouse.root,
             "--mlflow-uri", configure_mlflow(f"sqlite:///{root / 'mlflow.db'}")]
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -121,6 +121,24 @@ def test_work_runs_in_whole_batches_with_a_line_after_each(capsys):
     counter.generate([Request(({"role": "user", "content": "hi"},))] * 3, Sampling())
     assert counter.take() == (3, 6) and counter.take() == (0, 0)
     assert [evaluate.chunk_size(n, 8) for n in (3, 12, 80, 81, 805)] == [8, 8, 8, 16, 88]
+
+
+def test_benchmarks_without_their_data_are_one_line_each_and_the_evaluation_stands(evaluation):
+    lakehouse, printed = evaluation
+    lines = printed.splitlines()
+    benchmark_lines = [line for line in lines if line.startswith("benchmarks: ")]
+    ifeval_lines = [line for line in lines if line.startswith("ifeval: ")]
+    assert len(benchmark_lines) == 1 and "skipping" in benchmark_lines[0]
+    assert len(ifeval_lines) == 1 and ifeval_lines[0].endswith("; skipping")
+    assert lakehouse.read("evaluations").count() == 1
+
+
+def test_a_negative_benchmark_limit_is_refused_in_one_line(tmp_path, mlflow_store, capsys):
+    code = evaluate.STAGE.main(["--model", EMBEDDED, "--benchmarks", "--set", "evaluate.benchmark_limit=-1",
+                                "--lakehouse", str(tmp_path / "l"), "--mlflow-uri", mlflow_store])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.endswith("error: evaluate.benchmark_limit must be 0 (all) or more")
 
 
 def test_answers_are_seeded_per_prompt():
