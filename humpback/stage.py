@@ -173,6 +173,9 @@ class Stage:
     tracked: bool = True  # one MLflow run around the work (read-only commands have none)
     prompts: tuple[str, ...] = ()  # the prompts it sends (backward, rubric, judge): its run links their versions
     run_name: Callable[[Context, argparse.Namespace], str] | None = None  # the MLflow run's; default: name
+    # Checks of the user's input that do no work (settings values, option combinations, model references): they
+    # run before the MLflow run opens, so that a bad input leaves no failed run behind.
+    check: Callable[[Context, argparse.Namespace], None] | None = None
 
     def parser(self) -> argparse.ArgumentParser:
         parser = StageArgumentParser(prog=f"humpback {self.name}", description=self.description)
@@ -230,9 +233,11 @@ class Stage:
         return argparse.Namespace(**values)
 
     def execute(self, ctx: Context, args: argparse.Namespace) -> Mapping[str, float] | None:
-        """Prerequisites, then the work inside one MLflow run, then its summary."""
+        """Prerequisites and input checks, then the work inside one MLflow run, then its summary."""
         self.check_prerequisites(ctx, args)
         if not self.tracked:
+            if self.check:
+                self.check(ctx, args)
             return self.work(ctx, args)
         import mlflow
 
@@ -240,6 +245,8 @@ class Stage:
 
         started = time.monotonic()
         check_tracking_store(ctx.mlflow_uri)
+        if self.check:
+            self.check(ctx, args)  # after the store check: a model reference resolves through the registry
         name = self.run_name(ctx, args) if self.run_name else self.name
         with start_run(name, ctx.config, stage=self.name) as active:
             mlflow.log_params(settings_params(ctx.config, self.settings))

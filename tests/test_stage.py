@@ -22,6 +22,15 @@ COUNTING = Stage("counting", "Count rows (a stage for the tests).", counting_wor
 NEEDS_SEGMENTS = Stage("needs", "Reads segments.", counting_work, counting_options, reads=("segments",))
 
 
+def refuse_slow(ctx: Context, args: argparse.Namespace) -> None:
+    if args.mode == "slow":
+        raise StageError("--mode slow is refused here")
+
+
+CHECKED = Stage("checked", "Counts rows, refusing slow mode before it starts.", counting_work, counting_options,
+                check=refuse_slow)
+
+
 @pytest.fixture
 def context(spark, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -88,3 +97,15 @@ def test_a_called_stage_checks_text_options_with_their_type(context):
     named = Stage("named", "Takes a name.", counting_work, limited)
     with pytest.raises(TypeError, match="stage named: name: invalid literal"):
         named.call(context, rows=1, name="a'; DROP")
+
+
+def test_a_refused_input_stops_before_the_mlflow_run_opens(context, capsys):
+    import mlflow
+
+    with pytest.raises(StageError, match=r"^checked: --mode slow is refused here$"):
+        CHECKED.call(context, rows=3, mode="slow")
+    assert mlflow.search_runs(experiment_names=["humpback"], output_format="list") == []  # no FAILED run left
+    assert "=== humpback checked --rows 3 --mode slow" in capsys.readouterr().out
+    assert CHECKED.call(context, rows=3) == {"rows": 3, "slow": False}
+    [run] = mlflow.search_runs(experiment_names=["humpback"], output_format="list")
+    assert run.info.status == "FINISHED"

@@ -81,6 +81,26 @@ def infer_iteration(model_ref: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def engines(ctx: Context, args: argparse.Namespace) -> tuple[str, str]:
+    """(the contestants' engine, the judge's)."""
+    engine = args.engine or ctx.config.get("inference", {}).get("engine", "transformers")
+    return engine, args.judge_engine or engine
+
+
+def model_refs(ctx: Context, args: argparse.Namespace, settings: dict) -> dict[str, str]:
+    return {"model": args.model, "baseline": args.baseline or settings["baseline"],
+            "judge": args.judge or settings["judge"] or ctx.config["model"]["base"]}
+
+
+def check_inputs(ctx: Context, args: argparse.Namespace) -> None:
+    """Settings, the prompts file and the three model references, before the run opens."""
+    settings = evaluate_settings(ctx.config)
+    load_prompts(args, settings)
+    engine, judge_engine = engines(ctx, args)
+    for role, ref in model_refs(ctx, args, settings).items():
+        pinned_model(ref, judge_engine if role == "judge" else engine)
+
+
 def pinned_model(ref: str, engine: str) -> str:
     """A model identity that does not move with an alias; a served model (openai) is known only by its name.
     Resolving first also fails fast, with the aliases that exist, before any model is loaded."""
@@ -204,10 +224,8 @@ def run(ctx: Context, args: argparse.Namespace) -> None:
 
     settings = evaluate_settings(ctx.config)
     prompts_path, prompts = load_prompts(args, settings)
-    engine = args.engine or ctx.config.get("inference", {}).get("engine", "transformers")
-    judge_engine = args.judge_engine or engine
-    refs = {"model": args.model, "baseline": args.baseline or settings["baseline"],
-            "judge": args.judge or settings["judge"] or ctx.config["model"]["base"]}
+    engine, judge_engine = engines(ctx, args)
+    refs = model_refs(ctx, args, settings)
     pinned = {role: pinned_model(ref, judge_engine if role == "judge" else engine) for role, ref in refs.items()}
     instructions = [prompt.instruction for prompt in prompts]
     answer_sampling = Sampling(temperature=settings["temperature"], top_p=settings["top_p"],
@@ -353,5 +371,5 @@ def log_benchmarks(record: dict, settings: dict) -> None:
 
 
 STAGE = Stage("evaluate", "Pairwise win rate of a model against a baseline, judged in both orders.", run, options,
-              writes=("evaluations",), settings=("evaluate",),
+              writes=("evaluations",), settings=("evaluate",), check=check_inputs,
               prompts=("judge",))

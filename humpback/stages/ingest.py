@@ -123,6 +123,10 @@ def no_pages_message(files: list[str], reject_counts: dict[str, int], kinds: str
             "`humpback sql \"SELECT source, reason, detail FROM rejects WHERE stage = 'ingest'\"`")
 
 
+def check_inputs(ctx: Context, args: argparse.Namespace) -> None:
+    expand_inputs(ctx.spark, args.input)  # every --input pattern matches a file
+
+
 def run(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
     import mlflow
     from pyspark import StorageLevel
@@ -182,4 +186,5 @@ def run(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
 
 STAGE = Stage("ingest", "Read WARC files or text corpora (JSON Lines, Parquet) into `pages`; unusable records go "
               "to `rejects`.", run, options,
-              writes=("pages", "rejects"), settings=("ingest",))
+              writes=("pages", "rejects"), settings=("ingest",),
+              check=check_inputs)

@@ -135,6 +135,14 @@ def iteration_pairs(ctx: Context, iteration: int, set_name: str | None):
     return query_with_params(ctx.spark, PAIRS_QUERY, {"iteration": iteration, "set_name": set_name or ""})
 
 
+def check_inputs(ctx: Context, args: argparse.Namespace) -> None:
+    """The settings and the rewriter's reference, before the run opens."""
+    from humpback.models import resolve_model
+
+    rewrite_settings(ctx.config)
+    resolve_model(args.model or default_rewriter(args.iteration, ctx.config)[0])
+
+
 def run(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
     import mlflow
     from pyspark.sql import functions as F
@@ -144,8 +152,6 @@ def run(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
     from humpback.models import resolve_model, stable_model_ref
     from humpback.prompts import REWRITE_TEMPLATE_VERSION
 
-    if args.iteration < 1:
-        raise StageError(f"--iteration {args.iteration}: iterations start at 1")
     settings = rewrite_settings(ctx.config)
     lakehouse = ctx.lakehouse
     pairs = iteration_pairs(ctx, args.iteration, args.name)
@@ -223,4 +229,4 @@ STAGE = Stage("rewrite", "Rewrite each curated pair's web text as the answer to 
               "2024) into `rewrites`.", run, options,
               reads=("training_sets", "candidates", "segments"), writes=("rewrites",),
               settings=("rewrite", "inference"), run_name=lambda ctx, args: f"rewrite-{args.iteration}",
-              prompts=("rewrite",))
+              prompts=("rewrite",), check=check_inputs)

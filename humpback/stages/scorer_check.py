@@ -102,6 +102,22 @@ def check_task(mode: str, sampling: dict[str, Any], lineage: dict[str, Any]):
     return handle
 
 
+def check_mode(ctx: Context, args: argparse.Namespace) -> str:
+    mode = args.mode or ctx.config["scorer_check"]["mode"]
+    if mode not in ("generate", "logprob"):
+        raise StageError(f"scorer_check.mode must be generate or logprob, not {mode!r}")
+    return mode
+
+
+def check_inputs(ctx: Context, args: argparse.Namespace) -> None:
+    """The mode, the threshold and the scorer's reference, before the run opens."""
+    from humpback.models import resolve_model
+
+    check_mode(ctx, args)
+    check_threshold(args, ctx.config)
+    resolve_model(args.scorer or DEFAULT_SCORER)
+
+
 def run(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
     import mlflow
     from pyspark.sql import functions as F
@@ -114,9 +130,7 @@ def run(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
     from humpback.tables import ddl
 
     settings = ctx.config["scorer_check"]
-    mode = args.mode or settings["mode"]
-    if mode not in ("generate", "logprob"):
-        raise StageError(f"scorer_check.mode must be generate or logprob, not {mode!r}")
+    mode = check_mode(ctx, args)
     seed = int(settings["seed"])
     scorer_uri = args.scorer or DEFAULT_SCORER
     scorer_model = stable_model_ref(resolve_model(scorer_uri))
@@ -195,4 +209,4 @@ def run_name(ctx: Context, args: argparse.Namespace) -> str:
 
 STAGE = Stage("scorer-check", "Precision, recall and AUC of a scorer on labelled seed dev pairs -> `scorer_checks`.",
               run, options, reads=("seed",), writes=("scorer_checks",), settings=("scorer_check",),
-              run_name=run_name, prompts=("rubric",))
+              run_name=run_name, prompts=("rubric",), check=check_inputs)

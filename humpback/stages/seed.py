@@ -195,9 +195,12 @@ def no_pairs_message(ctx: Context, args: argparse.Namespace, rejects: list[dict]
     return f"{args.input} has no usable pairs ({why}){columns}; {where}"
 
 
-def run(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
+def check_options(ctx: Context, args: argparse.Namespace) -> None:
     if (args.instruction_col or args.output_col) and args.format not in COLUMN_FORMATS:
         raise StageError(f"--instruction-col and --output-col apply to --format jsonl or parquet, not {args.format}")
+
+
+def run(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
     rows, rejects = parse_records(args, ctx.config.get("seed", {}))
     if not rows:
         # Wholly wrong input is a failure: no empty table is made, and (with --replace) an unreadable file or a
@@ -211,4 +214,4 @@ def run(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
 
 
 STAGE = Stage("seed", "Load a seed set of (instruction, output) pairs into `seed`.", run, options,
-              writes=("seed", "rejects"), settings=("seed",))
+              writes=("seed", "rejects"), settings=("seed",), check=check_options)

@@ -505,6 +505,15 @@ def check_alias(alias: str) -> None:
                          "Choose another name, e.g. m0, m1 or myx") from None
 
 
+def check_inputs(ctx: Context, args: argparse.Namespace) -> None:
+    """The alias, the settings and --dataset, before the run opens (the data, then the base model, are checked
+    when read)."""
+    check_alias(args.alias)  # the registry would refuse it only at the end
+    train_settings(ctx.config, args)
+    gate_settings(ctx.config)
+    parse_dataset(args.dataset)
+
+
 def run(ctx: Context, args: argparse.Namespace) -> None:
     import mlflow
     import torch
@@ -512,7 +521,6 @@ def run(ctx: Context, args: argparse.Namespace) -> None:
     from humpback.models import load_model
     from humpback.tracking import link_prompts, log_model_files, logged_model
 
-    check_alias(args.alias)  # before any data is read or any model loaded: the registry would refuse it at the end
     settings = train_settings(ctx.config, args)
     gate = gate_settings(ctx.config)
     ref = parse_dataset(args.dataset)
@@ -546,5 +554,5 @@ def run(ctx: Context, args: argparse.Namespace) -> None:
 
 
 STAGE = Stage("train", "Fine-tune a backward or forward model on a seed or training set and register it in MLflow.",
-              run, options, settings=("train", "gate"),
+              run, options, settings=("train", "gate"), check=check_inputs,
               run_name=lambda ctx, args: f"train-{args.direction}-{args.alias}")

@@ -107,6 +107,10 @@ def trainset_settings(config: dict) -> dict[str, Any]:
     return settings
 
 
+def check_settings(ctx: Context, args: argparse.Namespace) -> None:
+    trainset_settings(ctx.config)
+
+
 def as_bool(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -441,4 +445,4 @@ def log_to_mlflow(ctx: Context, lineage: dict, version: int, counts: dict, rated
 
 STAGE = Stage("trainset", "Materialize a new version of `training_sets` from seed and curated pairs.", run, options,
               reads=("seed", "ratings", "candidates", "segments"), writes=("training_sets",),
-              settings=("trainset",), run_name=lambda ctx, args: f"trainset-{args.name}")
+              settings=("trainset",), run_name=lambda ctx, args: f"trainset-{args.name}", check=check_settings)

@@ -123,6 +123,13 @@ def test_work_runs_in_whole_batches_with_a_line_after_each(capsys):
     assert [evaluate.chunk_size(n, 8) for n in (3, 12, 80, 81, 805)] == [8, 8, 8, 16, 88]
 
 
+def evaluate_runs() -> list:
+    import mlflow
+
+    return mlflow.search_runs(experiment_names=["humpback"], filter_string="attributes.run_name = 'evaluate'",
+                              output_format="list")
+
+
 def test_benchmarks_without_their_data_are_one_line_each_and_the_evaluation_stands(evaluation):
     lakehouse, printed = evaluation
     lines = printed.splitlines()
@@ -139,6 +146,7 @@ def test_a_negative_benchmark_limit_is_refused_in_one_line(tmp_path, mlflow_stor
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert err.endswith("error: evaluate.benchmark_limit must be 0 (all) or more")
+    assert evaluate_runs() == []
 
 
 def test_answers_are_seeded_per_prompt():
@@ -171,3 +179,4 @@ def test_a_missing_alias_names_the_aliases_that_exist(tmp_path, mlflow_store, ca
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "has no alias 'm7'" in err and "@m0 (v1)" in err
+    assert evaluate_runs() == []  # refused before the run opened

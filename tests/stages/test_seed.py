@@ -157,8 +157,13 @@ def test_user_errors_are_one_line(stores, tmp_path):
     assert code == 2 and out == ""
     assert err.strip() == f"humpback seed: error: --input {str(tmp_path / 'missing.jsonl')!r}: no such file"
 
+    import mlflow
+
+    runs_before = len(mlflow.search_runs(experiment_names=["humpback"], output_format="list"))
     code, _, err = run_seed(stores, "--input", str(SEED_FILE), "--format", "messages", "--output-col", "answer")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--format jsonl or parquet" in err
+    # refused before its MLflow run opens: no failed run is left behind
+    assert len(mlflow.search_runs(experiment_names=["humpback"], output_format="list")) == runs_before
 
     not_oasst = tmp_path / "plain.jsonl"
     not_oasst.write_text('{"instruction": "Q", "output": "A"}\n')
