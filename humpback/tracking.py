@@ -27,6 +27,15 @@ from typing import Any, Iterator
 from humpback.ids import config_hash
 
 EXPERIMENT = "humpback"
+# The registered models: the backward model Myx (alias myx) and the forward models M0, M1, ... (aliases m0, m1, ...).
+REGISTERED_MODELS = {"backward": "humpback-backward", "forward": "humpback-forward"}
+FORWARD_MODEL = REGISTERED_MODELS["forward"]
+
+
+def iteration_model(k: int) -> str:
+    """M_k's URI: the forward model trained on iteration k's set (M0 on the seed alone)."""
+    return f"models:/{FORWARD_MODEL}@m{k}"
+
 # MLflow 3's UI opens an experiment on the page its kind names; without this tag it guesses, and an experiment of
 # LLM runs opens on an empty GenAI overview instead of our training runs.
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"

@@ -7,7 +7,7 @@ error) comes back with `error` set, and the rest of the batch is answered.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,12 @@ class Sampling:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], n: int = 1) -> Sampling:
+        """From a section of conf/defaults.toml with temperature, top_p, max_new_tokens and seed."""
+        return cls(temperature=float(settings["temperature"]), top_p=float(settings["top_p"]),
+                   max_new_tokens=int(settings["max_new_tokens"]), seed=int(settings["seed"]), n=n)
 
 
 STOP, LENGTH = "stop", "length"  # finish reasons: the model ended its reply / the token budget cut it

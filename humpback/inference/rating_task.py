@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from humpback.ids import NUL, pair_key
+from humpback.inference.base import Sampling
 
 # What curate rates: a candidate instruction for a segment, keyed as in `ratings`.
 CANDIDATE_KEYS = ("segment_id", "instruction_hash")
@@ -47,7 +48,7 @@ def generate_task(sampling: dict[str, Any], lineage: dict[str, Any], keys: Seque
     the pair's key), recorded in `seed`; samples without a readable score line get the constrained score."""
     import json
 
-    from humpback.inference.base import Request, Sampling
+    from humpback.inference.base import Request
     from humpback.inference.labelled import complete_labelled
     from humpback.inference.rating import OK, SCORE, aggregate_samples, parse_rating
     from humpback.inference.seeding import row_seed
@@ -131,6 +132,4 @@ def rating_task(mode: str, lineage: dict[str, Any], sampling: dict[str, Any] | N
 
 def generate_sampling(settings: dict[str, Any]) -> dict[str, Any]:
     """Generate-mode sampling from config [curate] (temperature, top_p, max_new_tokens, seed, samples)."""
-    return {"temperature": float(settings["temperature"]), "top_p": float(settings["top_p"]),
-            "max_new_tokens": int(settings["max_new_tokens"]), "seed": int(settings["seed"]),
-            "n": int(settings["samples"])}
+    return Sampling.from_settings(settings, n=int(settings["samples"])).to_dict()

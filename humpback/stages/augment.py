@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from humpback.ids import instruction_hash
+from humpback.inference.base import Sampling
 from humpback.stage import Context, Stage
 from humpback.tables import TABLES
 
@@ -32,7 +33,7 @@ def clean_instruction(text: str) -> str:
 def augment_task(sampling: dict[str, Any], lineage: dict[str, str], flag_limits: dict[str, int]):
     """Segment (segment_id, text) -> candidate row, on a worker. Each row samples with its own seed, a hash of the
     run's seed and its segment_id, recorded in `seed` and in the `sampling` JSON."""
-    from humpback.inference.base import LENGTH, Request, Sampling
+    from humpback.inference.base import LENGTH, Request
     from humpback.inference.seeding import row_seed
     from humpback.inference.task import InferenceTask
     from humpback.quality.instruction_flags import instruction_flags
@@ -74,8 +75,7 @@ def run(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
     model_uri = args.model or settings["model"]
     resolved = resolve_model(model_uri)
     backward_model = stable_model_ref(resolved)
-    sampling = {"temperature": float(settings["temperature"]), "top_p": float(settings["top_p"]),
-                "max_new_tokens": int(settings["max_new_tokens"]), "seed": int(settings["seed"]), "n": 1}
+    sampling = Sampling.from_settings(settings).to_dict()
     lineage = {"backward_model": backward_model, "model_uri": model_uri, "model_version": resolved.version or "",
                "prompt_version": BACKWARD_TEMPLATE_VERSION}
     flag_limits = {"min_chars": int(settings["min_instruction_chars"]), "max_chars": int(settings["max_instruction_chars"])}

@@ -16,6 +16,7 @@ from typing import Any
 from humpback.inference.rating_task import generate_sampling, generate_task, logprob_task
 from humpback.stage import Context, Stage, StageError
 from humpback.tables import TABLES
+from humpback.tracking import iteration_model
 
 KEYS = TABLES["ratings"].keys
 RATING_COLUMNS = TABLES["ratings"].columns
@@ -37,7 +38,7 @@ def default_scorer(iteration: int) -> str:
     """Iteration K is rated by the model of iteration K-1 (M0 for K = 1), as in the paper."""
     if iteration < 1:
         raise StageError(f"--iteration {iteration}: iterations start at 1 (iteration K is rated by M(K-1))")
-    return f"models:/humpback-forward@m{iteration - 1}"
+    return iteration_model(iteration - 1)
 
 
 def run(ctx: Context, args: argparse.Namespace) -> dict[str, float]:

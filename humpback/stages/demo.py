@@ -14,6 +14,7 @@ from pathlib import Path
 from humpback.resources import conf_file, source_checkout
 from humpback.stage import Context, Stage, StageError
 from humpback.stages import augment, evaluate, ingest, iterate, rewrite, seed, segment, train, trainset
+from humpback.tracking import iteration_model
 
 DEMO_CONFIG = conf_file("demo.toml")
 
@@ -73,7 +74,7 @@ def run_demo_stages(ctx: Context, iterations: int, rewrite_outputs: bool = False
     iterate.STAGE.call(ctx, iterations=iterations)
     if rewrite_outputs:
         run_rewrite_stages(ctx, iterations)
-    evaluate.STAGE.call(ctx, model=f"models:/humpback-forward@m{iterations}", baseline="models:/humpback-forward@m0",
+    evaluate.STAGE.call(ctx, model=iteration_model(iterations), baseline=iteration_model(0),
                         limit=settings["eval_prompt_count"])
 
 

@@ -9,8 +9,8 @@ import argparse
 
 from humpback.stage import Context, Stage, StageError
 from humpback.stages import curate, evaluate, scorer_check, train, trainset
+from humpback.tracking import iteration_model
 
-FORWARD = "humpback-forward"
 
 
 def options(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +26,7 @@ def pinned_scorer(k: int) -> str:
     model even if the alias moves while the iteration runs."""
     from humpback.models import resolve_model, stable_model_ref
 
-    return stable_model_ref(resolve_model(f"models:/{FORWARD}@m{k - 1}"))
+    return stable_model_ref(resolve_model(iteration_model(k - 1)))
 
 
 def check_scorer(ctx: Context, k: int, scorer: str, mode: str) -> None:
@@ -78,16 +78,16 @@ def run(ctx: Context, args: argparse.Namespace) -> None:
     for k in range(args.start, args.start + iterations):
         print(f"\n##### iteration {k}: M{k - 1} rates the pool, M{k} is trained", flush=True)
         run_iteration(ctx, k, pinned_scorer(k), mode, settings)
-        mlflow.set_tag(f"iteration.{k}", f"models:/{FORWARD}@m{k}")
+        mlflow.set_tag(f"iteration.{k}", iteration_model(k))
         if stop_rule:
-            model, baseline = f"models:/{FORWARD}@m{k}", f"models:/{FORWARD}@m{k - 1}"
+            model, baseline = iteration_model(k), iteration_model(k - 1)
             evaluate.STAGE.call(ctx, model=model, baseline=baseline)
             win_rate = latest_win_rate(ctx, model, baseline)
             mlflow.log_metric("win_rate_over_previous", win_rate or 0.0, step=k)
             if win_rate is not None and win_rate <= 0.5:
                 print(f"iterate: M{k} wins {100 * win_rate:.1f}% against M{k - 1}: no gain, stopping")
                 break
-    print("\niterate: done; models: " + ", ".join(f"models:/{FORWARD}@m{k}" for k in range(args.start, k + 1)))
+    print("\niterate: done; models: " + ", ".join(iteration_model(k) for k in range(args.start, k + 1)))
 
 
 STAGE = Stage("iterate", "Rate, select and train for N iterations (M1, M2, ...).", run, options,

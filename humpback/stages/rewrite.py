@@ -23,12 +23,13 @@ import json
 from typing import Any
 
 from humpback.ids import pair_key
+from humpback.inference.base import Sampling
 from humpback.stage import Context, Stage, StageError
 from humpback.tables import TABLES
+from humpback.tracking import FORWARD_MODEL, iteration_model
 
 KEYS = TABLES["rewrites"].keys
 REWRITE_COLUMNS = TABLES["rewrites"].columns
-FORWARD = "humpback-forward"
 PAIRS_QUERY = """
 SELECT DISTINCT c.segment_id, c.instruction_hash, t.instruction, s.text
 FROM training_sets AS t
@@ -64,16 +65,6 @@ def rewrite_settings(config: dict) -> dict[str, Any]:
     return settings
 
 
-def sampling_settings(config: dict) -> dict[str, Any]:
-    values = config["rewrite"]
-    return {"temperature": float(values["temperature"]), "top_p": float(values["top_p"]),
-            "max_new_tokens": int(values["max_new_tokens"]), "seed": int(values["seed"]), "n": 1}
-
-
-def iteration_model(iteration: int) -> str:
-    return f"models:/{FORWARD}@m{iteration}"
-
-
 def default_rewriter(iteration: int, config: dict) -> tuple[str, str]:
     """(the rewriter's URI, why it was chosen) when --model names none."""
     from humpback.tracking import ModelAliasError, model_version_by_alias
@@ -84,7 +75,7 @@ def default_rewriter(iteration: int, config: dict) -> tuple[str, str]:
     if not settings["iteration_model"]:
         return fallback, f"{source}; rewrite.iteration_model is false"
     try:
-        model_version_by_alias(FORWARD, f"m{iteration}")
+        model_version_by_alias(FORWARD_MODEL, f"m{iteration}")
     except ModelAliasError:
         return fallback, f"{source}: M{iteration} ({iteration_model(iteration)}) is not registered"
     return iteration_model(iteration), f"M{iteration}, the model of iteration {iteration}"
@@ -93,7 +84,7 @@ def default_rewriter(iteration: int, config: dict) -> tuple[str, str]:
 def rewrite_task(sampling: dict[str, Any], lineage: dict[str, str], flag_limits: dict[str, float]):
     """Pair (segment_id, instruction_hash, instruction, text) -> rewrite row, on a worker. Each pair samples with its
     own seed, a hash of the run's seed and its key, recorded in `seed` and in the `sampling` JSON."""
-    from humpback.inference.base import LENGTH, Request, Sampling
+    from humpback.inference.base import LENGTH, Request
     from humpback.inference.seeding import row_seed
     from humpback.inference.task import InferenceTask
     from humpback.prompts import REWRITE_SYSTEM, rewrite_prompt
@@ -166,7 +157,7 @@ def run(ctx: Context, args: argparse.Namespace) -> dict[str, float]:
     model_uri, why = (args.model, "--model") if args.model else default_rewriter(args.iteration, ctx.config)
     resolved = resolve_model(model_uri)
     rewriter_model = stable_model_ref(resolved)
-    sampling = sampling_settings(ctx.config)
+    sampling = Sampling.from_settings(ctx.config["rewrite"]).to_dict()
     lineage = {"rewriter_model": rewriter_model, "model_uri": model_uri, "model_version": resolved.version or "",
                "prompt_version": REWRITE_TEMPLATE_VERSION}
     flag_limits = {"min_content_overlap": settings["min_content_overlap"],

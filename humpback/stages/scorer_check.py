@@ -18,11 +18,12 @@ from typing import Any
 
 from humpback.stage import Context, Stage, StageError
 from humpback.tables import TABLES
+from humpback.tracking import iteration_model
 
 TABLE = "scorer_checks"
 KEYS = TABLES[TABLE].keys
 COLUMNS = TABLES[TABLE].columns
-DEFAULT_SCORER = "models:/humpback-forward@m0"
+DEFAULT_SCORER = iteration_model(0)
 SEED_SOURCE = "seed:dev"  # `source` of the pairs built from the seed table's dev split
 # The columns of a labelled pair that go to the workers and come back unchanged.
 PAIR_COLUMNS = {"check_id": "string", "pair_id": "string", "kind": "string", "label": "int",

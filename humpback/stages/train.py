@@ -29,10 +29,10 @@ from functools import cached_property
 from pathlib import Path
 
 from humpback.stage import Context, Stage, StageError
+from humpback.tracking import REGISTERED_MODELS
 
 SEED_TABLE = "seed"
 TRAINING_SETS = "training_sets"
-REGISTERED_MODELS = {"backward": "humpback-backward", "forward": "humpback-forward"}
 TRUNCATION_KINDS = ("none", "completion_tail", "prompt_tail", "both")
 DIGEST_CHARS = 32  # MLflow keeps at most 36 characters of a dataset digest; the full sha256 is a tag
 
