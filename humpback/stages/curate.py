@@ -1,12 +1,8 @@
 """`humpback curate`: a forward model rates every (instruction, segment) pair on the paper's rubric -> `ratings`.
 
-generate (the paper's way): brief reasoning, then `Score: N`, parsed by humpback.parse_rating. The score line is
-guided, as vLLM's guided decoding or an OpenAI-style structured output would do it: when a sample has no valid
-score line, its own reasoning is kept, "Score:" is appended and the score is the most likely of 1..5 in the model's
-next-token distribution (score_source 'constrained'). All such samples of a batch go to the engine in one call, and
-`raw_parse_status` keeps what the free text alone gave, so unguided parse failures stay measurable.
-logprob: one forward pass with the reply prefilled up to "Score:"; the probabilities of 1..5 are stored in
-score_probs and their expected value is the score (which gives the paper's 4.5 threshold a meaning).
+The modes (generate: reasoning then `Score: N`, the score line guided when the free text has none; logprob: the
+expected score from the probabilities of 1..5) and the requests are humpback/inference/rating_task.py's, shared with
+`scorer-check` so that it measures the scorer as curation uses it.
 """
 from __future__ import annotations
 
